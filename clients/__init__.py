@@ -1,0 +1,1 @@
+"""Clients of trajgym services: async env client, remote gymnasium env, typed errors."""

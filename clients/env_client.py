@@ -1,0 +1,109 @@
+"""`AsyncEnvClient`: the async client of one env service's v1 API.
+
+Built on aiohttp: on our 2-core machines httpx's default async transport collapses
+at 32+ concurrent requests (137 vs 1,550+ req/s, shared/notes/http-client-performance.md;
+re-measured in bench/bench_service.py). One pooled `ClientSession` per client.
+Errors are typed (`clients.errors`). Retries only where safe: reads and close on
+transport errors, session creation on 429 (the server refused it, so nothing was
+created). A step is never retried: it is not idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from clients.errors import EnvUnavailable, ServerFull, error_for
+from envs.types import EnvInfo, Split, ToolCall
+from services.schemas import SessionCreated, SessionState, StepResponse, TaskList
+
+
+class AsyncEnvClient:
+    def __init__(self, base_url: str, *, timeout: float = 60.0, max_connections: int = 512, retries: int = 3,
+                 session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retries = retries
+        self._max_connections = max_connections
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> "AsyncEnvClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+            self._owns_session = True
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+
+    async def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None,
+                      retry_transport: bool = False, retry_full: bool = False) -> Any:
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._http().request(method, url, json=json, params=params) as resp:
+                    body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                    if resp.status < 400:
+                        return body
+                    error = error_for(resp.status, body, resp.headers.get("Retry-After"))
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
+                error = EnvUnavailable(f"{method} {url} failed: {type(err).__name__}: {err}")
+                if not retry_transport or attempt > self.retries:
+                    raise error from err
+                await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+                continue
+            if isinstance(error, ServerFull) and retry_full and attempt <= self.retries:
+                await asyncio.sleep(min(error.retry_after or 1.0, 5.0))
+                continue
+            if isinstance(error, EnvUnavailable) and retry_transport and attempt <= self.retries:
+                await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+                continue
+            raise error
+
+    # ----- API ----------------------------------------------------------------------
+    async def info(self) -> EnvInfo:
+        return EnvInfo.model_validate(await self.request("GET", "/v1/info", retry_transport=True))
+
+    async def tasks(self, split: Split | str | None = None, offset: int = 0, limit: int = 10_000) -> TaskList:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if split is not None:
+            params["split"] = Split(split).value
+        return TaskList.model_validate(await self.request("GET", "/v1/tasks", params=params, retry_transport=True))
+
+    async def create(self, task_id: str | None = None, seed: int | None = None, split: Split | str | None = None) -> SessionCreated:
+        body = {"task_id": task_id, "seed": seed, "split": Split(split).value if split else None}
+        return SessionCreated.model_validate(await self.request("POST", "/v1/sessions", json=body, retry_full=True))
+
+    async def step(self, session_id: str, action: str | ToolCall | dict[str, Any]) -> StepResponse:
+        payload = action.model_dump() if isinstance(action, ToolCall) else action
+        return StepResponse.model_validate(await self.request("POST", f"/v1/sessions/{session_id}/step", json={"action": payload}))
+
+    async def state(self, session_id: str) -> SessionState:
+        return SessionState.model_validate(await self.request("GET", f"/v1/sessions/{session_id}", retry_transport=True))
+
+    async def valid_actions(self, session_id: str) -> list[str] | None:
+        body = await self.request("GET", f"/v1/sessions/{session_id}/actions", retry_transport=True)
+        return body["valid_actions"]
+
+    async def expert_action(self, session_id: str) -> str:
+        body = await self.request("GET", f"/v1/sessions/{session_id}/expert", retry_transport=True)
+        return body["action"]
+
+    async def close(self, session_id: str) -> None:
+        await self.request("DELETE", f"/v1/sessions/{session_id}", retry_transport=True)
+
+    async def health(self) -> dict[str, Any]:
+        return await self.request("GET", "/healthz")

@@ -1,0 +1,68 @@
+"""Typed client errors: the env said no (4xx) versus the env could not be reached (transport, 5xx, timeout).
+
+The collector relies on this split: `EnvUnavailable` is an infrastructure failure
+(retried, never scored), `EnvRequestError` subclasses are answers from the env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EnvClientError(Exception):
+    """Base of every error the env clients raise."""
+
+
+class EnvUnavailable(EnvClientError):
+    """Transport failure, timeout, or 5xx: the env could not answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EnvRequestError(EnvClientError):
+    """The env answered with a 4xx status."""
+
+    status = 400
+
+    def __init__(self, detail: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+
+
+class SessionNotFound(EnvRequestError):
+    status = 404
+
+
+class EpisodeFinished(EnvRequestError):
+    status = 409
+
+
+class InvalidAction(EnvRequestError):
+    status = 422
+
+
+class ServerFull(EnvRequestError):
+    status = 429
+
+
+class ExpertUnavailable(EnvRequestError):
+    status = 403
+
+
+_BY_STATUS: dict[int, type[EnvRequestError]] = {404: SessionNotFound, 409: EpisodeFinished, 422: InvalidAction, 429: ServerFull, 403: ExpertUnavailable}
+
+
+def error_for(status: int, body: Any, retry_after: str | None = None) -> EnvClientError:
+    """Map a non-2xx response to a typed error."""
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if not isinstance(detail, str):
+        detail = str(detail)
+    if status >= 500:
+        return EnvUnavailable(f"env service error {status}: {detail}", status=status)
+    cls = _BY_STATUS.get(status, EnvRequestError)
+    return cls(detail, status=status, retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)

@@ -1,0 +1,1 @@
+"""Trajectory collector: drives model servers against env services and stores every turn."""

@@ -1,0 +1,1 @@
+"""Generic HTTP layer: one FastAPI app factory serves any trajgym env."""

@@ -1,0 +1,260 @@
+"""`create_app(EnvClass)`: the one generic HTTP service every trajgym env runs in.
+
+Versioned API under `/v1` (sessions, steps, valid actions, expert, tasks, info),
+probes (`/healthz`, `/readyz`), Prometheus `/metrics`, and the AgentGym-compatible
+surface from `services.agentgym`. Env errors become real HTTP statuses with a
+JSON `{"detail": ...}` body: 404 unknown session/task, 409 finished episode,
+422 malformed action or body, 429 (+ Retry-After) when the session table is full,
+403 when the expert route is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from envs.actions import ActionParseError
+from envs.base import Env, EnvData, EnvError, EpisodeFinished, NoExpert, UnknownTask
+from envs.types import EnvInfo, Split
+from services.body_limit import BodyLimitMiddleware
+from services.metrics import ServiceMetrics
+from services.schemas import (
+    Closed,
+    CreateSession,
+    ErrorBody,
+    ExpertAction,
+    Health,
+    SessionCreated,
+    SessionState,
+    StepRequest,
+    StepResponse,
+    TaskList,
+    ValidActions,
+)
+from services.sessions import Session, SessionManager, SessionNotFound, ServerFull
+
+log = logging.getLogger("trajgym.service")
+T = TypeVar("T")
+
+
+class ServiceSettings(BaseModel):
+    """Limits and switches of one env service (CLI flags of `trajgym serve`)."""
+
+    max_sessions: int = Field(default=4096, ge=1)
+    session_ttl: float = Field(default=900.0, gt=0, description="seconds a session may stay idle")
+    reap_interval: float | None = Field(default=None, gt=0)
+    expert_enabled: bool = True
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+
+class ExpertDisabled(Exception):
+    pass
+
+
+ERROR_STATUS: dict[type[Exception], int] = {
+    SessionNotFound: 404,
+    UnknownTask: 404,
+    NoExpert: 404,
+    ExpertDisabled: 403,
+    EpisodeFinished: 409,
+    EnvError: 409,
+    ActionParseError: 422,
+    ValidationError: 422,
+    ServerFull: 429,
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (403, 404, 409, 429)
+}
+
+
+class EnvService:
+    """State of one running env service: the env class, its shared data, the session table."""
+
+    def __init__(self, env_cls: type[Env], settings: ServiceSettings, data: EnvData | None, data_dir: Path | None) -> None:
+        self.env_cls = env_cls
+        self.settings = settings
+        self.data = data
+        self.data_dir = data_dir
+        self.metrics = ServiceMetrics(env_cls.name)
+        self.sessions = SessionManager(settings.max_sessions, settings.session_ttl, on_close=self._closed)
+        self.ready = data is not None
+        self._info: EnvInfo | None = None
+
+    def _closed(self, session: Session, reason: str) -> None:
+        self.metrics.closed(reason)
+        try:
+            session.env.close()
+        except Exception:  # a failing cleanup must not keep a session alive
+            log.exception("env close failed for session %s", session.id)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run env code: in a worker thread unless the env declares its steps trivial."""
+        if self.env_cls.step_in_thread:
+            return await anyio.to_thread.run_sync(fn, *args)
+        return fn(*args)
+
+    @property
+    def info(self) -> EnvInfo:
+        if self._info is None:
+            assert self.data is not None
+            self._info = self.env_cls.info(self.data)
+        return self._info
+
+    async def open_session(self, task_id: str | None, seed: int | None, split: Split | None, agentgym: bool = False) -> tuple[Session, Any]:
+        self.sessions.reserve()
+        try:
+            env = self.env_cls(self.data)  # type: ignore[arg-type]
+            obs = await self.call(env.reset, task_id, seed, split)
+        except BaseException:
+            self.sessions.release()
+            raise
+        session = self.sessions.add(env, agentgym=agentgym)
+        self.metrics.sessions_created.inc()
+        self.metrics.sessions_open.inc()
+        return session, obs
+
+    async def step(self, session: Session, action: Any) -> Any:
+        async with session.lock:
+            started = time.perf_counter()
+            result = await self.call(session.env.step, action)
+            self.metrics.step_latency.observe(time.perf_counter() - started)
+            self.metrics.steps.inc()
+            session.touch()
+            return result
+
+    async def reaper(self) -> None:
+        interval = self.settings.reap_interval or min(30.0, self.settings.session_ttl / 2)
+        while True:
+            await asyncio.sleep(interval)
+            if reaped := self.sessions.reap():
+                log.info("reaped %d idle sessions", reaped)
+
+
+def _error_handler(service: EnvService, status: int) -> Callable[[Request, Exception], Any]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        service.metrics.error(status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerFull) else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    return handle
+
+
+def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Path | None = None,
+               settings: ServiceSettings | None = None, on_ready: Callable[[EnvService], Any] | None = None) -> FastAPI:
+    """Build the FastAPI app serving `env_cls`. Shared data is `data`, or loaded from `data_dir` at start."""
+    settings = settings or ServiceSettings()
+    service = EnvService(env_cls, settings, data, data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if service.data is None:
+            service.data = await anyio.to_thread.run_sync(env_cls.load, data_dir)
+        service.ready = True
+        reaper = asyncio.create_task(service.reaper())
+        if on_ready is not None:
+            await on_ready(service)
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            service.sessions.close_all()
+
+    app = FastAPI(
+        title=f"trajgym env service: {env_cls.name}",
+        version=env_cls.version,
+        description=env_cls.description or f"The {env_cls.name} environment as a service.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    for exc_type, status in ERROR_STATUS.items():
+        app.add_exception_handler(exc_type, _error_handler(service, status))
+
+    v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+    @v1.get("/info", response_model=EnvInfo, summary="Env metadata: tools, action forms, limits, task counts")
+    async def info() -> EnvInfo:
+        return service.info
+
+    @v1.get("/tasks", response_model=TaskList, summary="List tasks, optionally by split")
+    async def tasks(split: Split | None = None, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000)) -> TaskList:
+        assert service.data is not None
+        ids = service.data.task_ids(split)
+        return TaskList(total=len(ids), tasks=[service.data.tasks[i] for i in ids[offset : offset + limit]])
+
+    @v1.post("/sessions", status_code=201, response_model=SessionCreated, summary="Open a session on a task (id, or seed within a split)")
+    async def create_session(body: CreateSession) -> SessionCreated:
+        session, obs = await service.open_session(body.task_id, body.seed, body.split)
+        return SessionCreated(session_id=session.id, task_id=obs.task_id, instruction=obs.instruction,
+                              observation=obs.observation, valid_actions=obs.valid_actions, info=obs.info)
+
+    @v1.get("/sessions/{session_id}", response_model=SessionState, summary="Current state of a session")
+    async def get_session(session_id: str) -> SessionState:
+        s = service.sessions.get(session_id)
+        env = s.env
+        return SessionState(
+            session_id=s.id, task_id=env.task.task_id if env.task else None, instruction=env.task.instruction if env.task else "",
+            observation=env.last_observation, turns=env.turns, done=env.done, total_reward=env.total_reward,
+            progress=env.progress(), valid_actions=None if env.done else env.valid_actions(),
+            created_at=datetime.fromtimestamp(s.created_at, timezone.utc),
+            last_used_at=datetime.fromtimestamp(time.time() - (time.monotonic() - s.last_used), timezone.utc),
+        )
+
+    @v1.post("/sessions/{session_id}/step", response_model=StepResponse, responses={422: {"model": ErrorBody}},
+             summary="Take one action (text or tool call)")
+    async def step(session_id: str, body: StepRequest) -> StepResponse:
+        s = service.sessions.get(session_id)
+        result = await service.step(s, body.action)
+        return StepResponse(**result.model_dump(), turn=s.env.turns, progress=result.info.get("progress"))
+
+    @v1.get("/sessions/{session_id}/actions", response_model=ValidActions, summary="Currently valid actions")
+    async def actions(session_id: str) -> ValidActions:
+        env = service.sessions.get(session_id).env
+        return ValidActions(valid_actions=None if env.done else env.valid_actions())
+
+    @v1.get("/sessions/{session_id}/expert", response_model=ExpertAction, summary="The expert's next action (off with --no-expert)")
+    async def expert(session_id: str) -> ExpertAction:
+        if not settings.expert_enabled:
+            raise ExpertDisabled("the expert is disabled on this service (--no-expert)")
+        s = service.sessions.get(session_id)
+        if s.env.done:
+            raise EpisodeFinished("the episode is finished")
+        async with s.lock:
+            return ExpertAction(action=await service.call(s.env.expert_action))
+
+    @v1.delete("/sessions/{session_id}", response_model=Closed, summary="Close a session (idempotent)")
+    async def close(session_id: str) -> Closed:
+        service.sessions.close(session_id)
+        return Closed(session_id=session_id)
+
+    app.include_router(v1)
+
+    @app.get("/healthz", response_model=Health, summary="Liveness")
+    async def healthz() -> Health:
+        return Health(status="ok", sessions=len(service.sessions), max_sessions=settings.max_sessions)
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}}, summary="Readiness: data loaded")
+    async def readyz() -> Response:
+        body = Health(status="ready" if service.ready else "loading", sessions=len(service.sessions), max_sessions=settings.max_sessions)
+        return JSONResponse(body.model_dump(), status_code=200 if service.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    from services.agentgym import agentgym_router
+
+    app.include_router(agentgym_router(service))
+    return app

@@ -1,0 +1,143 @@
+"""Request and response bodies of the env service API (v1 and the AgentGym surface)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from envs.types import Split, StepResult, TaskSpec, ToolCall
+
+MAX_ACTION_CHARS = 20_000
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class CreateSession(BaseModel):
+    task_id: str | None = Field(default=None, max_length=500)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    split: Split | None = None
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    task_id: str
+    instruction: str
+    observation: str
+    valid_actions: list[str] | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepRequest(BaseModel):
+    action: str | ToolCall = Field(description="ReAct text (`search[shoes]`) or a tool call {name, arguments}")
+
+    @model_validator(mode="after")
+    def _limit(self) -> "StepRequest":
+        if isinstance(self.action, str) and len(self.action) > MAX_ACTION_CHARS:
+            raise ValueError(f"action longer than {MAX_ACTION_CHARS} characters")
+        return self
+
+
+class StepResponse(StepResult):
+    turn: int
+    progress: float | None = None
+
+
+class SessionState(BaseModel):
+    session_id: str
+    task_id: str | None
+    instruction: str
+    observation: str
+    turns: int
+    done: bool
+    total_reward: float
+    progress: float | None
+    valid_actions: list[str] | None
+    created_at: datetime
+    last_used_at: datetime
+
+
+class ValidActions(BaseModel):
+    valid_actions: list[str] | None
+
+
+class ExpertAction(BaseModel):
+    action: str
+
+
+class Closed(BaseModel):
+    session_id: str
+    closed: bool = True
+
+
+class TaskList(BaseModel):
+    total: int
+    tasks: list[TaskSpec]
+
+
+class Health(BaseModel):
+    status: str
+    sessions: int = 0
+    max_sessions: int = 0
+
+
+# ----- AgentGym-compatible surface --------------------------------------------------
+class AgentGymRef(BaseModel):
+    """AgentGym clients name the env instance `env_idx` (WebShop) or `id` (ALFWorld and others)."""
+
+    env_idx: int | None = None
+    id: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AgentGymRef":
+        if self.env_idx is None and self.id is None:
+            raise ValueError("give the env index as `env_idx` or `id`")
+        return self
+
+    @property
+    def index(self) -> int:
+        return self.env_idx if self.env_idx is not None else self.id  # type: ignore[return-value]
+
+
+class AgentGymCreate(BaseModel):
+    id: int | None = Field(default=None, ge=0, description="optional data index to reset to")
+
+
+class AgentGymReset(AgentGymRef):
+    session_id: int | None = Field(default=None, ge=0)
+    idx: int | None = Field(default=None, ge=0)
+    game: int | None = Field(default=None, ge=0)
+    data_idx: int | None = Field(default=None, ge=0)
+    world_type: str | None = None
+
+    @property
+    def data_index(self) -> int:
+        for value in (self.session_id, self.idx, self.game, self.data_idx):
+            if value is not None:
+                return value
+        return 0
+
+
+class AgentGymStep(AgentGymRef):
+    action: str = Field(max_length=MAX_ACTION_CHARS)
+
+
+class AgentGymStepResult(BaseModel):
+    observation: str
+    state: str
+    reward: float
+    done: bool
+    available_actions: list[str]
+    info: dict[str, Any]
+
+
+class AgentGymObservation(BaseModel):
+    id: int
+    env_idx: int
+    observation: str
+    available_actions: list[str]
+    task_id: str
+    instruction: str

@@ -1,0 +1,129 @@
+"""Session table of one env service: create, look up, lock, close, reap idle sessions.
+
+A session owns one `Env` instance. Steps on one session are serialised by its
+lock; idle sessions are reaped after a TTL; a full table refuses new sessions
+(the service answers 429 with Retry-After) instead of sharing or reusing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from envs.base import Env
+
+
+class SessionNotFound(Exception):
+    pass
+
+
+class ServerFull(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"session limit reached; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    env: Env
+    created_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    agentgym_index: int | None = None
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+
+class SessionManager:
+    """In-memory session table; all methods run on the event loop (no thread touches it)."""
+
+    def __init__(self, max_sessions: int, ttl_seconds: float, on_close: Callable[[Session, str], None] | None = None,
+                 remember_closed: int = 100_000) -> None:
+        self.max_sessions = max_sessions
+        self.ttl = ttl_seconds
+        self._sessions: dict[str, Session] = {}
+        self._reserved = 0
+        self._agentgym: dict[int, str] = {}
+        self._next_index = 0
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._remember_closed = remember_closed
+        self._on_close = on_close
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # A slot is reserved before the (possibly slow) reset runs, so the limit holds under concurrency.
+    def reserve(self) -> None:
+        if len(self._sessions) + self._reserved >= self.max_sessions:
+            raise ServerFull(self._retry_after())
+        self._reserved += 1
+
+    def release(self) -> None:
+        self._reserved -= 1
+
+    def add(self, env: Env, agentgym: bool = False) -> Session:
+        self._reserved -= 1
+        session = Session(id=str(uuid.uuid4()), env=env)
+        if agentgym:
+            session.agentgym_index = self._next_index
+            self._agentgym[self._next_index] = session.id
+            self._next_index += 1
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            state = "closed or expired" if session_id in self._closed else "unknown"
+            raise SessionNotFound(f"session {session_id} is {state}")
+        session.touch()
+        return session
+
+    def get_agentgym(self, index: int) -> Session:
+        session_id = self._agentgym.get(index)
+        if session_id is None:
+            raise SessionNotFound(f"env index {index} is unknown or closed")
+        return self.get(session_id)
+
+    def was_closed(self, session_id: str) -> bool:
+        return session_id in self._closed
+
+    def close(self, session_id: str, reason: str = "closed") -> bool:
+        """Close a session; returns False if it was already closed (idempotent)."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            if session_id in self._closed:
+                return False
+            raise SessionNotFound(f"session {session_id} is unknown")
+        if session.agentgym_index is not None:
+            self._agentgym.pop(session.agentgym_index, None)
+        self._closed[session_id] = None
+        if len(self._closed) > self._remember_closed:
+            self._closed.popitem(last=False)
+        if self._on_close:
+            self._on_close(session, reason)
+        return True
+
+    def reap(self) -> int:
+        """Close sessions idle longer than the TTL (never one whose step is running)."""
+        deadline = time.monotonic() - self.ttl
+        expired = [s.id for s in self._sessions.values() if s.last_used < deadline and not s.lock.locked()]
+        for session_id in expired:
+            self.close(session_id, reason="expired")
+        return len(expired)
+
+    def close_all(self) -> None:
+        for session_id in list(self._sessions):
+            self.close(session_id, reason="shutdown")
+
+    def _retry_after(self) -> int:
+        if not self._sessions:
+            return 1
+        oldest = min(s.last_used for s in self._sessions.values())
+        return max(1, int(oldest + self.ttl - time.monotonic()) + 1)
