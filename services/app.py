@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +57,7 @@ class ServiceSettings(BaseModel):
     reap_interval: float | None = Field(default=None, gt=0)
     expert_enabled: bool = True
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    worker_threads: int = Field(default=4, ge=1, description="threads that run env code off the event loop")
 
 
 class ExpertDisabled(Exception):
@@ -90,6 +92,7 @@ class EnvService:
         self.metrics = ServiceMetrics(env_cls.name)
         self.sessions = SessionManager(settings.max_sessions, settings.session_ttl, on_close=self._closed)
         self.ready = data is not None
+        self.executor = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix=f"{env_cls.name}-env")
         self._info: EnvInfo | None = None
 
     def _closed(self, session: Session, reason: str) -> None:
@@ -100,9 +103,9 @@ class EnvService:
             log.exception("env close failed for session %s", session.id)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run env code: in a worker thread unless the env declares its steps trivial."""
+        """Run env code: in the service's worker threads unless the env declares its steps trivial."""
         if self.env_cls.step_in_thread:
-            return await anyio.to_thread.run_sync(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         return fn(*args)
 
     @property
@@ -170,6 +173,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         finally:
             reaper.cancel()
             service.sessions.close_all()
+            service.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title=f"trajgym env service: {env_cls.name}",
@@ -214,10 +218,12 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
 
     @v1.post("/sessions/{session_id}/step", response_model=StepResponse, responses={422: {"model": ErrorBody}},
              summary="Take one action (text or tool call)")
-    async def step(session_id: str, body: StepRequest) -> StepResponse:
+    async def step(session_id: str, body: StepRequest) -> Response:
         s = service.sessions.get(session_id)
         result = await service.step(s, body.action)
-        return StepResponse(**result.model_dump(), turn=s.env.turns, progress=result.info.get("progress"))
+        # Serialised once by pydantic-core, skipping FastAPI's re-validation on the hot path.
+        response = StepResponse.model_construct(**result.__dict__, turn=s.env.turns, progress=result.info.get("progress"))
+        return Response(response.model_dump_json(), media_type="application/json")
 
     @v1.get("/sessions/{session_id}/actions", response_model=ValidActions, summary="Currently valid actions")
     async def actions(session_id: str) -> ValidActions:

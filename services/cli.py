@@ -10,6 +10,11 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="trajgym: agent environments as services, and a trajectory collector.")
 
 
+@app.callback()
+def _root() -> None:
+    """trajgym: agent environments as services, and a trajectory collector."""
+
+
 @app.command()
 def serve(
     env: Annotated[str, typer.Argument(help="env name (webshop, household, sql, qa) or module:Class")],
@@ -32,6 +37,23 @@ def serve(
     except (UnknownEnv, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
+
+
+def _register_subcommands() -> None:
+    """Sub-commands of other parts (collector, hub) register themselves on `app`."""
+    import importlib
+
+    for module in ("collector.cli", "services.hub_cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -62,3 +62,9 @@ class CounterEnv(Env[CounterData]):
 
     def progress(self) -> float:
         return min(1.0, self.value / self.target)
+
+
+class InlineCounterEnv(CounterEnv):
+    """The same env declaring its steps trivial: they run on the event loop (bench baseline)."""
+
+    step_in_thread = False

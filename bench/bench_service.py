@@ -1,0 +1,135 @@
+"""Env steps/s over HTTP vs a bare FastAPI no-op, at 1, 32 and 256 concurrent sessions.
+
+Starts two uvicorn processes (one worker each): the generic env service with the
+counter test env, and bench/noop_app.py. The load generator (aiohttp, keep-alive)
+runs in this process. Each row sends the same number of requests; the env row
+steps open sessions (`add[1]`, reopening a session when it ends).
+
+    python bench/bench_service.py [--requests 4096] [--concurrency 1 32 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+async def run_noop(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        per_worker = requests // concurrency
+
+        async def worker() -> None:
+            for _ in range(per_worker):
+                t = time.perf_counter()
+                async with http.post(f"{url}/noop", json={"action": "add[1]"}) as r:
+                    await r.read()
+                    assert r.status == 200
+                latencies.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(latencies) / (time.perf_counter() - started), latencies
+
+
+async def run_env(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        per_worker = requests // concurrency
+
+        async def open_session(seed: int) -> str:
+            async with http.post(f"{url}/v1/sessions", json={"seed": seed, "split": "train"}) as r:
+                return (await r.json())["session_id"]
+
+        async def worker(k: int) -> None:
+            sid = await open_session(k)
+            for _ in range(per_worker):
+                t = time.perf_counter()
+                async with http.post(f"{url}/v1/sessions/{sid}/step", json={"action": "add[1]"}) as r:
+                    body = await r.json()
+                    assert r.status == 200, body
+                latencies.append(time.perf_counter() - t)
+                if body["done"]:
+                    async with http.delete(f"{url}/v1/sessions/{sid}") as r:
+                        await r.read()
+                    sid = await open_session(k)
+            async with http.delete(f"{url}/v1/sessions/{sid}") as r:
+                await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return len(latencies) / (time.perf_counter() - started), latencies
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=4096)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
+    args = ap.parse_args()
+    env_port, noop_port = free_port(), free_port()
+    procs = [
+        start(["-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv", "--port", str(env_port), "--max-sessions", "100000"]),
+        start(["-m", "uvicorn", "bench.noop_app:app", "--port", str(noop_port), "--log-level", "warning", "--no-access-log"]),
+    ]
+    env_url, noop_url = f"http://127.0.0.1:{env_port}", f"http://127.0.0.1:{noop_port}"
+    try:
+        await wait_ready(f"{env_url}/readyz")
+        await wait_ready(f"{noop_url}/docs")
+        await run_noop(noop_url, 512, 8)  # warm-up
+        await run_env(env_url, 512, 8)
+        print(f"{'conc':>5} | {'no-op req/s':>11} | {'env steps/s':>11} | {'ratio':>5} | {'no-op p50/p99 ms':>16} | {'env p50/p99 ms':>15}")
+        for c in args.concurrency:
+            noop_rate, noop_lat = await run_noop(noop_url, args.requests, c)
+            env_rate, env_lat = await run_env(env_url, args.requests, c)
+            print(f"{c:>5} | {noop_rate:>11.0f} | {env_rate:>11.0f} | {env_rate / noop_rate:>5.2f} | "
+                  f"{pct(noop_lat, .5):>7.1f}/{pct(noop_lat, .99):<8.1f} | {pct(env_lat, .5):>6.1f}/{pct(env_lat, .99):<8.1f}")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
