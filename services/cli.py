@@ -25,6 +25,12 @@ def serve(
     session_ttl: Annotated[float, typer.Option(help="seconds an idle session lives")] = 900.0,
     no_expert: Annotated[bool, typer.Option("--no-expert", help="disable the expert route (403)")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    register: Annotated[Optional[str], typer.Option("--register", metavar="HUB_URL", envvar="TRAJGYM_HUB_URL",
+                                                    help="join this hub at start, leave it at shutdown")] = None,
+    public_url: Annotated[Optional[str], typer.Option("--public-url", help="URL the hub and clients reach this service at "
+                                                      "(default: http://HOST:PORT, the hostname if HOST is 0.0.0.0)")] = None,
+    hub_token: Annotated[Optional[str], typer.Option("--hub-token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
+                                                     help="the hub's bearer token (or TRAJGYM_HUB_TOKEN)")] = None,
 ) -> None:
     """Serve one environment over HTTP (v1 API + AgentGym-compatible surface)."""
     from envs.registry import UnknownEnv
@@ -32,8 +38,19 @@ def serve(
     from services.runner import serve_env
 
     settings = ServiceSettings(max_sessions=max_sessions, session_ttl=session_ttl, expert_enabled=not no_expert)
+    if register is not None:
+        from services.hub.schemas import normalize_base_url
+
+        for flag, url in (("--register", register), ("--public-url", public_url)):
+            try:
+                if url is not None:
+                    normalize_base_url(url)
+            except ValueError as err:
+                typer.echo(f"error: {flag}: {err}", err=True)
+                raise typer.Exit(2) from err
     try:
-        serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level)
+        serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
+                  register=register, public_url=public_url, hub_token=hub_token)
     except (UnknownEnv, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
@@ -43,7 +60,7 @@ def _register_subcommands() -> None:
     """Sub-commands of other parts (collector, hub) register themselves on `app`."""
     import importlib
 
-    for module in ("collector.cli", "services.hub_cli"):
+    for module in ("collector.cli", "collector.export_cli", "services.hub_cli", "services.model_cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
