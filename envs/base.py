@@ -219,6 +219,7 @@ class Env(ABC, Generic[D]):
         if not result.done and self.turns >= self.max_turns:
             result.done = True
             result.truncated = True
+            result.info.setdefault("success", False)
         self.done = result.done
         self.total_reward += result.reward
         self.last_observation = result.observation

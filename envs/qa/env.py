@@ -10,8 +10,9 @@ the current page's sentences containing the keyword with ``(Result k / n)``;
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from envs.base import Env
+from envs.base import Env, EnvError
 from envs.qa.data import QaData, QaGold, load_qa_data
 from envs.qa.expert import ExpertPlan, make_plan, next_action
 from envs.qa.reward import contains_answer, is_yes_no, normalize_answer, score
@@ -26,7 +27,7 @@ class QaEnv(Env[QaData]):
     description = ("Multi-hop question answering with a local search engine (HotpotQA / ReAct / FireAct): "
                    "search[entity], lookup[keyword], finish[answer]; reward = exact match.")
     max_turns = 12
-    tools = [
+    tools: ClassVar[list[ToolSpec]] = [
         ToolSpec(name="search", description="Search the corpus for a page titled `entity`; returns its first sentences, "
                                             "or similar page titles if there is no such page.",
                  params=[ToolParam(name="entity", description="the page title to look for")],
@@ -53,8 +54,13 @@ class QaEnv(Env[QaData]):
         return load_qa_data(data_dir)
 
     # ----- episode ------------------------------------------------------------------
-    def start(self, task: TaskSpec) -> str:
-        self.gold: QaGold = self.data.gold[task.task_id]
+    def __init__(self, data: QaData) -> None:
+        super().__init__(data)
+        self._clear()
+
+    def _clear(self) -> None:
+        """Per-episode state: a few ints and references into the shared corpus."""
+        self.gold: QaGold | None = None
         self.page: int | None = None
         self.visited: set[int] = set()
         self.answer_seen = False
@@ -63,20 +69,36 @@ class QaEnv(Env[QaData]):
         self.lookup_cursor = 0
         self.succeeded = False
         self._plan: ExpertPlan | None = None
+        self._supporting: tuple[int, ...] = ()
+
+    def start(self, task: TaskSpec) -> str:
+        self._clear()
+        self.gold = self.data.gold[task.task_id]
         corpus = self.data.corpus
         self._supporting = tuple({i for t in self.gold.supporting_titles if (i := corpus.find(t)) is not None})
         return f"Question: {task.instruction}"
 
+    @property
+    def _gold(self) -> QaGold:
+        if self.gold is None:
+            raise EnvError("reset() must be called first")
+        return self.gold
+
     def act(self, action: Action) -> StepResult:
         if action.name == "search":
-            return self._search(action.arguments["entity"])
-        if action.name == "lookup":
-            return self._lookup(action.arguments["keyword"])
-        return self._finish(action.arguments["answer"])
+            result = self._search(action.arguments["entity"])
+        elif action.name == "lookup":
+            result = self._lookup(action.arguments["keyword"])
+        else:
+            result = self._finish(action.arguments["answer"])
+        if not result.done and self.turns + 1 >= self.max_turns:
+            result.info["success"] = False  # the base class truncates this step: the episode ends unanswered
+        return result
 
     def _observe(self, text: str, **info: object) -> StepResult:
-        if not self.answer_seen and not is_yes_no(self.gold.answer):
-            self.answer_seen = contains_answer(normalize_answer(text), self.gold.answer)
+        gold = self._gold
+        if not self.answer_seen and not is_yes_no(gold.answer):
+            self.answer_seen = contains_answer(normalize_answer(text), gold.answer)
         return StepResult(observation=text, info=dict(info))
 
     def _search(self, entity: str) -> StepResult:
@@ -115,19 +137,20 @@ class QaEnv(Env[QaData]):
     def _finish(self, answer: str) -> StepResult:
         if not answer:
             return StepResult(observation="Empty answer: give your answer, e.g. finish[Paris].", info={"invalid_action": True})
-        s = score(answer, self.gold.answer)
+        gold = self._gold
+        s = score(answer, gold.answer)
         self.succeeded = s.em == 1.0
         info = {"success": self.succeeded, "em": s.em, "f1": s.f1, "precision": s.precision, "recall": s.recall,
-                "gold_answer": self.gold.answer,
-                "answer_seen": None if is_yes_no(self.gold.answer) else self.answer_seen,
+                "gold_answer": gold.answer,
+                "answer_seen": None if is_yes_no(gold.answer) else self.answer_seen,
                 "pages_visited": len(self.visited)}
         return StepResult(observation=f"Episode finished, reward = {int(s.em)}", reward=s.em, done=True, info=info)
 
     # ----- expert and progress ------------------------------------------------------
     def expert_action(self) -> str:
         if self._plan is None:
-            self._plan = make_plan(self.data.corpus, self.gold)
-        return next_action(self._plan, self.data.corpus, self.gold, self)
+            self._plan = make_plan(self.data.corpus, self._gold)
+        return next_action(self._plan, self.data.corpus, self._gold, self)
 
     def progress(self) -> float | None:
         """Fraction of the supporting pages visited (1.0 once answered right); None where unknown."""

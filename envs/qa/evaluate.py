@@ -2,8 +2,8 @@
 
 Finishing with the gold string always scores EM 1, so the figure that can fail is
 grounded success: EM 1 within the turn limit and, for answers other than yes/no,
-the answer appeared in an observation before finishing (for yes/no: at least two
-pages were visited). Questions qualify when their answer is yes/no or occurs in
+the answer appeared in an observation before finishing (for yes/no: every supporting
+page was visited, or at least two pages where supporting pages are unknown). Questions qualify when their answer is yes/no or occurs in
 some corpus page (after HotpotQA normalisation).
 """
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from envs.qa.data import QaData
 from envs.qa.env import QaEnv
-from envs.qa.reward import contains_answer, is_yes_no
+from envs.qa.reward import is_yes_no, normalize_answer
 
 
 class ExpertEpisode(BaseModel):
@@ -47,13 +47,20 @@ class ExpertReport(BaseModel):
                 f"EM on all {em}/{len(self.episodes)}; mean steps {steps:.2f}")
 
 
-def answer_in_corpus(data: QaData, answer: str) -> bool:
-    return any(contains_answer(text, answer) for text in data.corpus.normalized)
+def corpus_text(data: QaData) -> str:
+    """All normalised pages in one string; pages are separated by a newline no answer contains."""
+    return " " + " \n ".join(data.corpus.normalized) + " "
+
+
+def answer_in_corpus(text: str, answer: str) -> bool:
+    ans = normalize_answer(answer)
+    return bool(ans) and f" {ans} " in text
 
 
 def run_expert(data: QaData, task_ids: Iterable[str], keep_actions: bool = False) -> ExpertReport:
     episodes = []
     env = QaEnv(data)
+    text = corpus_text(data)
     for task_id in task_ids:
         gold = data.gold[task_id]
         yes_no = is_yes_no(gold.answer)
@@ -64,9 +71,13 @@ def run_expert(data: QaData, task_ids: Iterable[str], keep_actions: bool = False
             action = env.expert_action()
             actions.append(action)
             info = env.step(action).info
-        grounded = len(env.visited) >= 2 if yes_no else bool(info.get("answer_seen"))
+        if yes_no:
+            needed = {data.corpus.find(t) for t in gold.supporting_titles} - {None}
+            grounded = needed <= env.visited if needed else len(env.visited) >= 2
+        else:
+            grounded = bool(info.get("answer_seen"))
         episodes.append(ExpertEpisode(
-            task_id=task_id, qualifies=yes_no or answer_in_corpus(data, gold.answer),
+            task_id=task_id, qualifies=yes_no or answer_in_corpus(text, gold.answer),
             success=bool(info.get("success")), grounded=grounded, steps=env.turns,
             actions=actions if keep_actions else []))
     return ExpertReport(episodes=episodes)

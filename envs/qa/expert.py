@@ -16,7 +16,7 @@ from typing import Protocol
 from envs.qa.corpus import Corpus
 from envs.qa.data import QaGold
 from envs.qa.reward import contains_answer, is_yes_no, normalize_answer
-from envs.qa.text import loose_key
+from envs.qa.text import base_title, loose_key
 
 SEARCH_POOL = 50
 MAX_QUESTION_PAGES = 2
@@ -54,11 +54,15 @@ def _answer_pages(corpus: Corpus, gold: QaGold) -> list[int]:
 
 
 def _question_pages(corpus: Corpus, gold: QaGold) -> list[int]:
-    """Pages whose title (without disambiguation) is named in the question, longest names first."""
+    """Pages whose title (without disambiguation) is named in the question, longest names first.
+
+    The name must appear with the title's own capitalisation ("Sold" does not match "sold")."""
     question = f" {loose_key(gold.question)} "
+    cased_question = f" {loose_key(gold.question, casefold=False)} "
     by_key: dict[str, list[int]] = {}
     for i, key in enumerate(corpus.base_keys):
-        if len(key) >= 3 and f" {key} " in question:
+        named = len(key) >= 3 and f" {key} " in question
+        if named and f" {loose_key(base_title(corpus.pages[i].title), casefold=False)} " in cased_question:
             by_key.setdefault(key, []).append(i)
     chosen: list[str] = []
     for key in sorted(by_key, key=len, reverse=True):
@@ -93,7 +97,7 @@ def lookup_keyword(sentences: tuple[str, ...], answer: str) -> str | None:
     target = next((k for k, s in enumerate(sentences) if contains_answer(normalize_answer(s), answer)), None)
     if target is None:
         return None
-    candidates = [answer.strip()] + sorted(set(answer.split()), key=len, reverse=True)
+    candidates = [answer.strip()] + sorted(dict.fromkeys(answer.split()), key=len, reverse=True)
     for word in candidates:
         w = word.lower()
         if len(w) >= 2 and w in sentences[target].lower():

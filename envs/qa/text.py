@@ -12,10 +12,12 @@ import string
 import unicodedata
 
 _BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])")
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr mt ft vs etc inc ltd co corp gen col lt sgt capt cmdr adm rev hon gov sen rep pres "
-    "jan feb mar apr jun jul aug sep sept oct nov dec ca approx est dept univ bros al".split()
-)
+_ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "ft", "vs", "etc", "inc", "ltd", "co", "corp",
+    "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "rev", "hon", "gov", "sen", "rep", "pres",
+    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    "ca", "approx", "est", "dept", "univ", "bros", "al",
+})
 # Abbreviations only when a number follows: "No. 1", "Vol. 2".
 _NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "op", "vol", "pp", "fig"})
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
@@ -58,11 +60,11 @@ def title_key(title: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", title).replace("_", " ").casefold().split())
 
 
-def loose_key(text: str) -> str:
+def loose_key(text: str, casefold: bool = True) -> str:
     """Lenient key: also without accents and punctuation (as a search engine's redirects)."""
     decomposed = unicodedata.normalize("NFKD", text.replace("_", " "))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.translate(_PUNCT_TABLE).casefold().split())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_PUNCT_TABLE)
+    return " ".join((stripped.casefold() if casefold else stripped).split())
 
 
 def base_title(title: str) -> str:
