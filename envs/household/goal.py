@@ -1,7 +1,8 @@
 """Evaluates a PDDL goal (and / or / not / = / exists / forall over typed variables) on facts.
 
-Existential variables draw their candidates from the facts of a positive atom that mentions
-them, so a nested `exists` over objects and receptacles stays cheap.
+Nested `exists` are merged, and at each step the variable with the fewest candidates is bound
+next, its candidates being the values that every positive atom mentioning it allows — so the
+nested object/receptacle quantifiers of ALFWorld goals stay cheap.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from envs.household.pddl import PddlError, SExpr, typed_list
 
 Facts = Mapping[str, Any]  # predicate -> set of argument tuples
+_CONNECTIVES = ("and", "or", "not", "=", "exists", "forall")
 
 
 def _conjuncts(expr: SExpr) -> list[SExpr]:
@@ -23,29 +25,34 @@ def _conjuncts(expr: SExpr) -> list[SExpr]:
     return [expr]
 
 
-def _candidates(var: str, body: SExpr, env: dict[str, str], facts: Facts, universe: Sequence[str]) -> list[str]:
-    for atom in _conjuncts(body):
-        if not isinstance(atom, list) or not atom or atom[0] in ("and", "or", "not", "=", "exists", "forall"):
+def _allowed(var: str, atom: list[str], env: dict[str, str], facts: Facts) -> set[str]:
+    pos = atom.index(var) - 1
+    args = atom[1:]
+    values: set[str] = set()
+    for fact in facts.get(atom[0], ()):
+        if len(fact) != len(args):
             continue
-        args = atom[1:]
-        if var not in args or not all(isinstance(a, str) for a in args):
-            continue
-        pos = args.index(var)
-        values = set()
-        for fact in facts.get(str(atom[0]), ()):
-            if len(fact) != len(args):
-                continue
-            ok = True
-            for a, v in zip(args, fact):
-                a = str(a)
-                bound = env.get(a, None if a.startswith("?") else a)
-                if bound is not None and bound != v:
-                    ok = False
-                    break
-            if ok:
-                values.add(fact[pos])
-        return sorted(values)
-    return list(universe)
+        for a, v in zip(args, fact):
+            bound = env.get(a) if a.startswith("?") else a
+            if bound is not None and bound != v:
+                break
+        else:
+            values.add(fact[pos])
+    return values
+
+
+def _candidates(var: str, atoms: list[list[str]], env: dict[str, str], facts: Facts, universe: Sequence[str]) -> list[str]:
+    allowed: set[str] | None = None
+    for atom in atoms:
+        if var in atom[1:]:
+            values = _allowed(var, atom, env, facts)
+            allowed = values if allowed is None else allowed & values
+            if not allowed:
+                return []
+    if allowed is None:
+        return list(universe)
+    members = set(universe)
+    return sorted(v for v in allowed if v in members)
 
 
 def holds(expr: SExpr, facts: Facts, objects_by_type: Mapping[str, Sequence[str]], env: dict[str, str] | None = None) -> bool:
@@ -64,29 +71,41 @@ def holds(expr: SExpr, facts: Facts, objects_by_type: Mapping[str, Sequence[str]
         a, b = (env.get(str(x), str(x)) for x in expr[1:3])
         return a == b
     if head in ("exists", "forall"):
-        params = expr[1]
-        if not isinstance(params, list):
-            raise PddlError("quantifier needs a variable list")
-        variables = typed_list(params)
-        return _quantify(head == "exists", variables, expr[2], facts, objects_by_type, env)
+        if not isinstance(expr[1], list) or len(expr) != 3:
+            raise PddlError("a quantifier needs a variable list and a body")
+        variables, body = typed_list(expr[1]), expr[2]
+        if head == "exists":
+            while isinstance(body, list) and body and body[0] == "exists":  # exists x (exists y B) = exists x y B
+                variables += typed_list(body[1])  # type: ignore[arg-type]
+                body = body[2]
+            return _exists(dict(variables), body, facts, objects_by_type, env)
+        return _forall(variables, body, facts, objects_by_type, env)
     args = tuple(env.get(str(a), str(a)) for a in expr[1:])
     return args in facts.get(str(head), ())
 
 
-def _quantify(exists: bool, variables: list[tuple[str, str]], body: SExpr, facts: Facts,
-              objects_by_type: Mapping[str, Sequence[str]], env: dict[str, str]) -> bool:
+def _exists(variables: dict[str, str], body: SExpr, facts: Facts, objects_by_type: Mapping[str, Sequence[str]],
+            env: dict[str, str]) -> bool:
+    if not variables:
+        return holds(body, facts, objects_by_type, env)
+    atoms = [[str(x) for x in a] for a in _conjuncts(body)
+             if isinstance(a, list) and a and a[0] not in _CONNECTIVES and all(isinstance(x, str) for x in a)]
+    best: tuple[str, list[str]] | None = None
+    for var, typ in variables.items():
+        cands = _candidates(var, atoms, env, facts, objects_by_type.get(typ, ()))
+        if best is None or len(cands) < len(best[1]):
+            best = (var, cands)
+        if not cands:
+            return False
+    assert best is not None
+    var, cands = best
+    rest = {v: t for v, t in variables.items() if v != var}
+    return any(_exists(rest, body, facts, objects_by_type, {**env, var: value}) for value in cands)
+
+
+def _forall(variables: list[tuple[str, str]], body: SExpr, facts: Facts, objects_by_type: Mapping[str, Sequence[str]],
+            env: dict[str, str]) -> bool:
     if not variables:
         return holds(body, facts, objects_by_type, env)
     (var, typ), rest = variables[0], variables[1:]
-    universe = objects_by_type.get(typ, ())
-    pool = _candidates(var, body, env, facts, universe) if exists else list(universe)
-    allowed = set(universe)
-    for value in pool:
-        if value not in allowed:
-            continue
-        result = _quantify(exists, rest, body, facts, objects_by_type, {**env, var: value})
-        if exists and result:
-            return True
-        if not exists and not result:
-            return False
-    return not exists
+    return all(_forall(rest, body, facts, objects_by_type, {**env, var: value}) for value in objects_by_type.get(typ, ()))

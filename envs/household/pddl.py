@@ -6,10 +6,11 @@ Names are lower-cased, as Fast Downward does, so ids match the ones TextWorld na
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Union
 
-SExpr = Union[str, list["SExpr"]]
+SExpr = Union[str, list["SExpr"]]  # noqa: UP007 (a recursive alias needs Union)
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
@@ -31,7 +32,7 @@ def parse_sexpr(text: str) -> SExpr:
             done = stack.pop()
             stack[-1].append(done)
         else:
-            stack[-1].append(tok)
+            stack[-1].append(sys.intern(tok))
     if len(stack) != 1 or len(stack[0]) != 1:
         raise PddlError("expected exactly one balanced s-expression")
     return stack[0][0]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections import defaultdict
@@ -51,8 +50,12 @@ class State:
     toggled: set[str] = field(default_factory=set)
     sliced: set[str] = field(default_factory=set)
 
-    def copy(self) -> "State":
-        return copy.deepcopy(self)
+    def copy(self) -> State:
+        return State(agent_loc=self.agent_loc, holding=list(self.holding),
+                     where={o: set(rs) for o, rs in self.where.items()},
+                     obj_locs={o: set(ls) for o, ls in self.obj_locs.items()}, opened=set(self.opened),
+                     clean=set(self.clean), hot=set(self.hot), cool=set(self.cool), on=set(self.on),
+                     toggled=set(self.toggled), sliced=set(self.sliced))
 
     def contents(self, recep: str) -> list[str]:
         return sorted(o for o, rs in self.where.items() if recep in rs)
@@ -82,12 +85,16 @@ class World:
         for name, typ in sorted(problem.objects.items()):
             self.objects_by_type[typ].append(name)
         grammar = game["grammar"]
-        task = _grammar_text(grammar, "task") or ""
-        self.task_text = task.removeprefix("Your task is to: ").strip()
+        self.task_text = self.task_text_of(game)
         self.put_template = _action_template(grammar, "PutObject") or DEFAULT_PUT_TEMPLATE
         self.put_feedback = _grammar_text(grammar, "PutObject.feedback") or DEFAULT_PUT_FEEDBACK
-        self.walkthrough: list[str] = list(game.get("walkthrough") or [])
         self._build(problem)
+
+    @staticmethod
+    def task_text_of(game: dict[str, Any]) -> str:
+        """The task sentence from the grammar's `task` rule, without "Your task is to: "."""
+        task = _grammar_text(str(game.get("grammar", "")), "task") or ""
+        return task.removeprefix("Your task is to: ").strip()
 
     # ----- construction -----------------------------------------------------------
     def _build(self, problem: Problem) -> None:
@@ -117,7 +124,7 @@ class World:
         agents = [a for (a, _) in dynamic.get("atlocation", ())]
         if not agents:
             raise GameFormatError("no (atLocation agent ...) in :init")
-        self.agent = sorted(agents)[0]
+        self.agent = min(agents)
         self.by_name = {name: i for i, name in self.names.items()}
         where: dict[str, set[str]] = defaultdict(set)
         for o, r in dynamic.get("inreceptacle", ()):
