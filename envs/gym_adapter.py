@@ -8,7 +8,6 @@ env is registered as ``trajgym/<Name>-v0`` when `envs` is imported.
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,15 @@ from gymnasium import spaces
 from envs.base import Env, EnvData
 from envs.types import Split
 
-_CHARSET = string.printable
+class UnicodeText(spaces.Text):
+    """gymnasium's Text space, containing any string up to `max_length` (observations are Unicode)."""
+
+    def contains(self, x: object) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
 
 
 def text_space(max_length: int = 100_000) -> spaces.Text:
-    return spaces.Text(max_length=max_length, min_length=0, charset=_CHARSET)
+    return UnicodeText(max_length=max_length, min_length=0)
 
 
 class GymEnv(gymnasium.Env[str, str]):

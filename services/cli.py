@@ -57,8 +57,15 @@ def serve(
 
 
 def _register_subcommands() -> None:
-    """Sub-commands of other parts (collector, hub) register themselves on `app`."""
+    """Sub-commands of other parts (collector, hub) register themselves on `app`.
+
+    `trajgym serve` skips them: an env service should not pay the collector's imports
+    (SQLAlchemy, pyarrow, ...) in start time and memory."""
     import importlib
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        return
 
     for module in ("collector.cli", "collector.export_cli", "services.hub_cli", "services.model_cli"):
         try:

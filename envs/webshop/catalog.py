@@ -5,7 +5,9 @@ stores (`Title`, `Description`, `BulletPoints`, `pricing` as floats, `options`)
 and the raw scraped ones (`name`, `full_description`, `small_description`,
 `pricing` as a "$a$b" string, `customization_options`). As WebShop's
 `load_products` does: asins that are 'nan' or longer than 10 characters and
-duplicates are skipped, option values are lower-cased with '/' → ' | ', a
+duplicates are skipped, option values are lower-cased with '/' → ' | ' (and,
+beyond WebShop, runs of whitespace such as no-break spaces become one space, so
+that agents can type them), a
 missing price becomes $100.0, and `Attributes` come from the instruction file
 when it lists the asin.
 """
@@ -79,7 +81,8 @@ def price_tag(pricing: tuple[float, ...]) -> str:
 
 
 def option_value(raw: str) -> str:
-    return raw.strip().replace("/", " | ").lower()
+    """WebShop's option normalisation, plus collapsing whitespace (no-break spaces occur in real values)."""
+    return " ".join(raw.replace("/", " | ").lower().split())
 
 
 def parse_options(record: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

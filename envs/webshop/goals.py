@@ -6,8 +6,9 @@ product's `instruction_attributes`, those options and a price cap. Each
 product's purchase price is its single price, or a uniform draw from its
 [low, high] range; the cap is the larger of two of the first four multiples of
 $10 above that price (no cap, 1,000,000, when fewer than two exist). The goal
-text is ``{instruction without trailing '.'} with {name}: {value}, and ...,
-and price lower than {cap:.2f} dollars``. The goals are then shuffled with seed
+text is ``{instruction} with {name}: {value}, and ..., and price lower than
+{cap:.2f} dollars`` (the instruction as written: unlike human goals, synthetic
+ones keep a trailing '.'). The goals are then shuffled with seed
 233, as WebShop does, and the first ones are the test split.
 
 Randomness uses private `random.Random(233)` generators (prices and caps, then
@@ -27,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from envs.types import Split
-
 from envs.webshop.catalog import Product
 
 PRICE_STEPS: tuple[float, ...] = tuple(10.0 * i for i in range(1, 100))
@@ -74,7 +74,7 @@ def synthetic_goals(products: Sequence[Product], prices: Sequence[float], rng: r
             chosen = tuple(zip(names, combo))
             option_text = ", and ".join(f"{k}: {v}" for k, v in chosen)
             option_text = f" with {option_text}" if option_text else ""
-            goals.append(Goal(product=index, instruction=f"{product.instruction.strip('.')}{option_text}{price_text}",
+            goals.append(Goal(product=index, instruction=f"{product.instruction}{option_text}{price_text}",
                               attributes=product.instruction_attributes, options=chosen, price_upper=cap))
     return goals
 

@@ -1,5 +1,9 @@
 """WebShop's purchase reward (`get_reward` of WebShop's goal.py), paid only at Buy Now.
 
+This follows the goal.py that AgentGym's WebShop server ships (the revision
+where goal options are passed as (name, value) pairs); a later WebShop revision
+matches 'size' exactly and also credits option values found in the product text.
+
     reward = r_type × (n_att + n_opt + r_price) / (|attributes| + |options| + 1)
 
 * |attributes|: the goal's attributes (the product's `instruction_attributes`);
@@ -12,6 +16,12 @@
   colour word it contains; a goal option becomes its value if the value is a
   colour word, else the text "name value" (WebShop passes the (name, value)
   pair, which its fuzzy matcher turns into that text).
+  Deviation: WebShop's `normalize_color` tests colours as substrings, so
+  'rectangular' became 'tan' and 'r.brown2070' became 'brown', and even buying
+  the exact goal option failed to match it on ~6% of the real goals (measured
+  with substring matching and the colour list below: the expert scored 1 on
+  94.3%). Here a colour must occur as a whole word (not inside a longer run of
+  letters or digits). The colour list is this project's own, not WebShop's.
 * r_price: 1 if the price paid ≤ the goal's price cap, else 0.
 * r_type (product-type match), from the bought product P and goal product G:
   query_match = P.query == G.query; category_match = the ' › '-separated parts
@@ -20,8 +30,8 @@
   0.5 when none of query_match, category_match, title_score > 0.2 holds; 0.1
   when title_score < 0.1; 0 when title_score = 0.
 
-Success is reward == 1. Fuzzy matching is RapidFuzz's `token_set_ratio` with its
-default preprocessing (lower-case, non-alphanumerics → spaces), as thefuzz does.
+Success is reward == 1. Fuzzy matching is RapidFuzz's `token_set_ratio` after
+thefuzz's preprocessing (ASCII only, non-alphanumerics → spaces, lower-case).
 Known deviation: WebShop finds title nouns with spaCy's POS tagger; spaCy and its
 model are not available here, so N(title) is the set of alphabetic words (≥ 2
 letters) that are not English function words or common product adjectives.
@@ -55,15 +65,7 @@ _COLOR_SET = frozenset(COLORS)
 _WORD = re.compile(r"[a-z]+")
 # Words that are never the product type: function words, units and frequent modifiers.
 _NOT_NOUNS = frozenset(
-    """a about above after all also an and any are as at be been but by can could do for from has have he her his
-    how if in into is it its just more most my new no not of off on one only or other our out over per pro so some
-    such than that the their them then there these they this those to too two three four five six up very was we
-    were what when which while who will with without you your
-    x xl xxl xs pcs pc pack oz ml fl lb lbs inch inches cm mm ft count ct
-    small medium large big mini extra super ultra premium best high low soft hard light dark heavy long short wide
-    easy natural organic fresh free compatible portable adjustable waterproof durable lightweight cute classic
-    modern vintage casual slim fit full double single black white red blue green pink gray grey brown yellow purple
-    orange silver gold clear multi womens mens women men girls boys kids""".split()
+    ["a", "about", "above", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "for", "from", "has", "have", "he", "her", "his", "how", "if", "in", "into", "is", "it", "its", "just", "more", "most", "my", "new", "no", "not", "of", "off", "on", "one", "only", "or", "other", "our", "out", "over", "per", "pro", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too", "two", "three", "four", "five", "six", "up", "very", "was", "we", "were", "what", "when", "which", "while", "who", "will", "with", "without", "you", "your", "x", "xl", "xxl", "xs", "pcs", "pc", "pack", "oz", "ml", "fl", "lb", "lbs", "inch", "inches", "cm", "mm", "ft", "count", "ct", "small", "medium", "large", "big", "mini", "extra", "super", "ultra", "premium", "best", "high", "low", "soft", "hard", "light", "dark", "heavy", "long", "short", "wide", "easy", "natural", "organic", "fresh", "free", "compatible", "portable", "adjustable", "waterproof", "durable", "lightweight", "cute", "classic", "modern", "vintage", "casual", "slim", "fit", "full", "double", "single", "black", "white", "red", "blue", "green", "pink", "gray", "grey", "brown", "yellow", "purple", "orange", "silver", "gold", "clear", "multi", "womens", "mens", "women", "men", "girls", "boys", "kids"]
 )
 
 
@@ -72,13 +74,21 @@ def title_nouns(title: str) -> frozenset[str]:
     return frozenset(w for w in _WORD.findall(title.lower()) if len(w) >= 2 and w not in _NOT_NOUNS)
 
 
+def _process(text: str) -> str:
+    return utils.default_process(text.encode("ascii", "ignore").decode("ascii"))
+
+
 def fuzzy_match(a: str, b: str) -> bool:
-    return fuzz.token_set_ratio(a, b, processor=utils.default_process) > FUZZY_THRESHOLD
+    return fuzz.token_set_ratio(a, b, processor=_process) > FUZZY_THRESHOLD
+
+
+_COLOR_WORDS = tuple((c, re.compile(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])")) for c in COLORS)
 
 
 def normalize_chosen(value: str) -> str:
-    for color in COLORS:
-        if color in value:
+    """The first colour word the chosen value contains as a whole word, else the value."""
+    for color, pattern in _COLOR_WORDS:
+        if pattern.search(value):
             return color
     return value
 

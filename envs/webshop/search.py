@@ -27,7 +27,7 @@ _STOP = frozenset(STOPWORDS_EN)
 def document_text(p: Product) -> str:
     option_text = ", and ".join(f"{name}: {', '.join(values)}" for name, values in p.options.items())
     first_bullet = p.bullet_points[0] if p.bullet_points else ""
-    return " ".join([p.title, p.description, first_bullet, option_text]).lower()
+    return f"{p.title} {p.description} {first_bullet} {option_text}".lower()
 
 
 class SearchIndex:
