@@ -25,6 +25,9 @@ bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
 lint: install
 	$(BIN)/ruff check envs services clients collector tests bench
 
+compose-check: install  ## validate docker/compose.yaml offline (no Docker engine needed)
+	$(BIN)/python docker/check_compose.py
+
 run: install  ## the main job on embedded defaults
 	$(BIN)/trajgym quickstart
 

@@ -25,11 +25,11 @@ def serve(
     session_ttl: Annotated[float, typer.Option(help="seconds an idle session lives")] = 900.0,
     no_expert: Annotated[bool, typer.Option("--no-expert", help="disable the expert route (403)")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
-    register: Annotated[Optional[str], typer.Option("--register", metavar="HUB_URL", envvar="TRAJGYM_HUB_URL",
+    register: Annotated[str | None, typer.Option("--register", metavar="HUB_URL", envvar="TRAJGYM_HUB_URL",
                                                     help="join this hub at start, leave it at shutdown")] = None,
-    public_url: Annotated[Optional[str], typer.Option("--public-url", help="URL the hub and clients reach this service at "
+    public_url: Annotated[str | None, typer.Option("--public-url", help="URL the hub and clients reach this service at "
                                                       "(default: http://HOST:PORT, the hostname if HOST is 0.0.0.0)")] = None,
-    hub_token: Annotated[Optional[str], typer.Option("--hub-token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
+    hub_token: Annotated[str | None, typer.Option("--hub-token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
                                                      help="the hub's bearer token (or TRAJGYM_HUB_TOKEN)")] = None,
 ) -> None:
     """Serve one environment over HTTP (v1 API + AgentGym-compatible surface)."""

@@ -1,0 +1,108 @@
+"""Replica probes and the background health checker of the hub.
+
+A probe is `GET /healthz` (open sessions, max sessions) plus, while a replica is not
+yet verified, `GET /v1/info` to check it serves the registered env name and version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import anyio
+from pydantic import ValidationError
+
+from envs.types import EnvInfo
+from services.hub.store import CheckResult, HubStore, ReplicaTarget
+from services.schemas import Health
+
+log = logging.getLogger("trajgym.hub")
+
+
+async def fetch_info(http: aiohttp.ClientSession, url: str, timeout: float) -> EnvInfo:
+    """The replica's GET /v1/info; raises `ProbeError` with a readable reason."""
+    body = await _get_json(http, url + "/v1/info", timeout)
+    try:
+        return EnvInfo.model_validate(body)
+    except ValidationError as err:
+        raise ProbeError(f"{url}/v1/info is not an env info document ({err.error_count()} errors)") from err
+
+
+class ProbeError(Exception):
+    pass
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str, timeout: float) -> Any:
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as resp:
+            if resp.status != 200:
+                raise ProbeError(f"GET {url}: HTTP {resp.status}")
+            return await resp.json(content_type=None)
+    except ProbeError:
+        raise
+    except (TimeoutError, aiohttp.ClientError, ValueError) as err:
+        raise ProbeError(f"GET {url}: {type(err).__name__}: {err}".rstrip(": ")) from err
+
+
+async def probe(http: aiohttp.ClientSession, url: str, timeout: float, expect: tuple[str, str] | None,
+                replica_id: int = 0, read_info: bool = False) -> tuple[CheckResult, EnvInfo | None]:
+    """Check one replica. With `expect=(env_name, version)` its /v1/info must match (else a fatal result);
+    `read_info` reads /v1/info without expectation (registration)."""
+    info: EnvInfo | None = None
+    try:
+        health = Health.model_validate(await _get_json(http, url + "/healthz", timeout))
+        if expect is not None or read_info:
+            info = await fetch_info(http, url, timeout)
+        if expect is not None and info is not None and (info.name, info.version) != expect:
+            return CheckResult(replica_id, ok=False, verified=False, fatal=True,
+                               error=f"serves {info.name} {info.version}, registered as {expect[0]} {expect[1]}"), info
+    except (ProbeError, ValidationError) as err:
+        return CheckResult(replica_id, ok=False, verified=False, error=str(err)[:500]), None
+    return CheckResult(replica_id, ok=True, verified=True, sessions=health.sessions, max_sessions=health.max_sessions), info
+
+
+class HealthChecker:
+    """Probes every registered replica each `interval` seconds and records up/down in the store."""
+
+    def __init__(self, store: HubStore, http: Callable[[], aiohttp.ClientSession], *, interval: float, timeout: float,
+                 failures_before_down: int) -> None:
+        self.store = store
+        self._http = http
+        self.interval = interval
+        self.timeout = timeout
+        self.failures_before_down = failures_before_down
+        self._lock = asyncio.Lock()
+        self.rounds = 0
+
+    async def check_once(self) -> int:
+        """One round over all replicas; returns how many were probed."""
+        async with self._lock:
+            targets: list[ReplicaTarget] = await anyio.to_thread.run_sync(self.store.targets)
+            http = self._http()
+            results = await asyncio.gather(*(self._check(http, t) for t in targets))
+            await anyio.to_thread.run_sync(self.store.record_checks, results, self.failures_before_down)
+            self.rounds += 1
+            return len(targets)
+
+    async def _check(self, http: aiohttp.ClientSession, target: ReplicaTarget) -> CheckResult:
+        # /v1/info is re-read until the replica is verified, and whenever it comes back from down.
+        verify = not target.verified or target.status != "up"
+        result, _ = await probe(http, target.url, self.timeout, (target.env_name, target.version) if verify else None, target.id)
+        if result.ok and not verify:
+            result = CheckResult(result.id, ok=True, verified=True, sessions=result.sessions, max_sessions=result.max_sessions)
+        if not result.ok and target.status == "up":
+            log.warning("replica %s of %s failed a health check: %s", target.url, target.env_name, result.error)
+        return result
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failing round (e.g. the database away) must not stop the checker
+                log.exception("health check round failed")
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,99 @@
+"""Self-registration of an env service with a hub (`trajgym serve ENV --register HUB_URL`).
+
+At start (after the server listens) the service joins the hub — it registers the env,
+or adds itself as a replica if the env is already registered — retrying with backoff
+while the hub is away. At shutdown it removes its replica (the env stays registered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+
+import aiohttp
+
+from clients.errors import EnvClientError
+from clients.registry import RegistryClient, RegistryError
+from services.hub.schemas import normalize_base_url
+
+log = logging.getLogger("trajgym.registrar")
+
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+
+
+def _host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def default_public_url(host: str, port: int) -> str:
+    """The URL others reach this service at: the bound host, or this machine's hostname when bound to all interfaces."""
+    return f"http://{_host_in_url(socket.gethostname() if host in WILDCARD_HOSTS else host)}:{port}"
+
+
+def local_url(host: str, port: int) -> str:
+    return f"http://{_host_in_url('127.0.0.1' if host in WILDCARD_HOSTS else host)}:{port}"
+
+
+class SelfRegistration:
+    def __init__(self, hub_url: str, public_url: str, local: str, token: str | None, *,
+                 max_backoff: float = 5.0, stop_timeout: float = 5.0) -> None:
+        self.hub_url = normalize_base_url(hub_url)
+        self.public_url = normalize_base_url(public_url)
+        self.local = local
+        self.registry = RegistryClient(self.hub_url, token=token, timeout=10.0)
+        self.max_backoff = max_backoff
+        self.stop_timeout = stop_timeout
+        self.name: str | None = None
+        self.joined = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, service: Any) -> None:
+        """`create_app(on_ready=...)` callback: join in the background (the server is not listening yet)."""
+        self.name = service.env_cls.name
+        self._task = asyncio.create_task(self._join_loop())
+
+    async def _wait_listening(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with http.get(self.local + "/readyz") as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+
+    async def _join_loop(self) -> None:
+        await self._wait_listening()
+        backoff = 0.2
+        while True:
+            try:
+                record = await self.registry.join(self.public_url, name=self.name)
+            except RegistryError as err:
+                if err.status in (401, 403):
+                    log.error("hub %s refused the registration of %s (check --hub-token): %s", self.hub_url, self.public_url, err)
+                    return
+                log.warning("hub %s refused the registration of %s, retrying: %s", self.hub_url, self.public_url, err)
+            except EnvClientError as err:
+                log.warning("hub %s unreachable, retrying in %.1f s: %s", self.hub_url, backoff, err)
+            else:
+                log.info("registered %s as a replica of %s at %s", self.public_url, record.name, self.hub_url)
+                self.joined.set()
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(self.max_backoff, backoff * 2)
+
+    async def stop(self) -> None:
+        """Leave the hub: remove this replica (best effort, bounded by `stop_timeout`)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            if self.joined.is_set() and self.name is not None:
+                await asyncio.wait_for(self.registry.remove_replica_url(self.name, self.public_url), self.stop_timeout)
+                log.info("removed replica %s from %s", self.public_url, self.hub_url)
+        except (TimeoutError, EnvClientError) as err:
+            log.warning("could not remove replica %s from the hub: %s", self.public_url, err)
+        finally:
+            await self.registry.aclose()

@@ -1,0 +1,39 @@
+"""`trajgym hub`: run the env registry (FastAPI under uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+DEFAULT_STORE = "sqlite:///trajgym.db"
+
+
+def hub(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    store: Annotated[str, typer.Option("--store", envvar="TRAJGYM_STORE", help="SQLAlchemy URL or SQLite file of the registry")] = DEFAULT_STORE,
+    token: Annotated[str, typer.Option("--token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
+                                       help="bearer token of the write routes (or TRAJGYM_HUB_TOKEN)")] = "",
+    health_interval: Annotated[float, typer.Option(min=0.05, help="seconds between replica health checks")] = 5.0,
+    health_timeout: Annotated[float, typer.Option(min=0.05, help="timeout of one replica probe (s)")] = 3.0,
+    failures_before_down: Annotated[int, typer.Option(min=1, help="consecutive failed checks before a replica is down")] = 2,
+    log_level: Annotated[str, typer.Option(help="log level")] = "warning",
+) -> None:
+    """Run the hub: env registry with replicas and health checks (reads open, writes need the token)."""
+    import uvicorn
+
+    from services.hub.app import HubSettings, create_hub_app
+
+    if not token:
+        typer.echo("error: the hub needs a token: --token TOKEN or TRAJGYM_HUB_TOKEN", err=True)
+        raise typer.Exit(2)
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
+    settings = HubSettings(health_interval=health_interval, health_timeout=health_timeout, failures_before_down=failures_before_down)
+    app = create_hub_app(store, token, settings=settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("hub")(hub)
