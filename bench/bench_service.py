@@ -108,23 +108,27 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=4096)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 256])
     args = ap.parse_args()
-    env_port, noop_port = free_port(), free_port()
-    procs = [
-        start(["-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv", "--port", str(env_port), "--max-sessions", "100000"]),
-        start(["-m", "uvicorn", "bench.noop_app:app", "--port", str(noop_port), "--log-level", "warning", "--no-access-log"]),
-    ]
-    env_url, noop_url = f"http://127.0.0.1:{env_port}", f"http://127.0.0.1:{noop_port}"
+    noop_port = free_port()
+    envs = {"thread": "tests.support.counter_env:CounterEnv", "inline": "tests.support.counter_env:InlineCounterEnv"}
+    ports = {mode: free_port() for mode in envs}
+    procs = [start(["-m", "uvicorn", "bench.noop_app:app", "--port", str(noop_port), "--log-level", "warning", "--no-access-log"])]
+    procs += [start(["-m", "services.cli", "serve", envs[m], "--port", str(ports[m]), "--max-sessions", "100000"]) for m in envs]
+    noop_url = f"http://127.0.0.1:{noop_port}"
+    urls = {m: f"http://127.0.0.1:{p}" for m, p in ports.items()}
     try:
-        await wait_ready(f"{env_url}/readyz")
         await wait_ready(f"{noop_url}/docs")
-        await run_noop(noop_url, 512, 8)  # warm-up
-        await run_env(env_url, 512, 8)
-        print(f"{'conc':>5} | {'no-op req/s':>11} | {'env steps/s':>11} | {'ratio':>5} | {'no-op p50/p99 ms':>16} | {'env p50/p99 ms':>15}")
+        for url in urls.values():
+            await wait_ready(f"{url}/readyz")
+            await run_env(url, 512, 8)  # warm-up
+        await run_noop(noop_url, 512, 8)
+        print("env steps run in a worker thread ('thread', the default) or on the event loop ('inline', env opts in)")
+        print(f"{'conc':>5} | {'mode':>6} | {'no-op req/s':>11} | {'env steps/s':>11} | {'ratio':>5} | {'no-op p50/p99 ms':>16} | {'env p50/p99 ms':>15}")
         for c in args.concurrency:
-            noop_rate, noop_lat = await run_noop(noop_url, args.requests, c)
-            env_rate, env_lat = await run_env(env_url, args.requests, c)
-            print(f"{c:>5} | {noop_rate:>11.0f} | {env_rate:>11.0f} | {env_rate / noop_rate:>5.2f} | "
-                  f"{pct(noop_lat, .5):>7.1f}/{pct(noop_lat, .99):<8.1f} | {pct(env_lat, .5):>6.1f}/{pct(env_lat, .99):<8.1f}")
+            for mode, url in urls.items():
+                noop_rate, noop_lat = await run_noop(noop_url, args.requests, c)
+                env_rate, env_lat = await run_env(url, args.requests, c)
+                print(f"{c:>5} | {mode:>6} | {noop_rate:>11.0f} | {env_rate:>11.0f} | {env_rate / noop_rate:>5.2f} | "
+                      f"{pct(noop_lat, .5):>7.1f}/{pct(noop_lat, .99):<8.1f} | {pct(env_lat, .5):>6.1f}/{pct(env_lat, .99):<8.1f}")
     finally:
         for p in procs:
             p.terminate()
