@@ -38,7 +38,10 @@ class AsyncEnvClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
+            # Idle connections are dropped before uvicorn's 5 s keep-alive closes them, so a reused
+            # connection is never one the server is closing (a race that loses non-idempotent steps).
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections,
+                                             keepalive_timeout=4.0)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
             self._owns_session = True
         return self._session

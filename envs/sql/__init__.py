@@ -4,5 +4,6 @@ In the spirit of AgentBench's DB-bench and InterCode-SQL / Spider. Every session
 works on its own in-memory SQLite copy of a task's database (`sandbox`); tasks
 come from a built-in generated set (`generator`), the Spider format or the
 DB-bench JSONL format (`data`); answers are graded by execution result and
-data changes by table comparison (`reward`).
+data changes by table comparison (`reward`). An optional PostgreSQL backend
+(`postgres`, one role and schema per session) serves the same tasks.
 """

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 FIRST = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Iris", "Jonas", "Kira", "Liam", "Maya",
          "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera", "Wei", "Xena", "Yusuf", "Zoe"]
 LAST = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Haddad", "Ivanova", "Jensen", "Kim",
-        "Lopez", "Müller", "Novak", "Okafor", "Patel", "Rossi", "Sato", "Tanaka", "Usman", "Varga", "Weber"]
+        "Lopez", "Moller", "Novak", "Okafor", "Patel", "Rossi", "Sato", "Tanaka", "Usman", "Varga", "Weber"]
 CITIES = ["Berlin", "Lisbon", "Osaka", "Toronto", "Nairobi", "Lima", "Oslo", "Austin"]
 COUNTRIES = {"Berlin": "Germany", "Lisbon": "Portugal", "Osaka": "Japan", "Toronto": "Canada",
              "Nairobi": "Kenya", "Lima": "Peru", "Oslo": "Norway", "Austin": "USA"}
@@ -146,14 +146,14 @@ def company_templates(conn: sqlite3.Connection) -> dict[str, Template]:
         for i, d in enumerate(depts):
             y = 2016 + i
             yield ("query", f"List the names of employees in the {d} department hired after {y}, in alphabetical order.",
-                   f"SELECT e.name FROM employees AS e JOIN departments AS d ON e.dept_id = d.dept_id "
-                   f"WHERE d.name = '{d}' AND e.hire_year > {y} ORDER BY e.name")
+                   (f"SELECT e.name FROM employees AS e JOIN departments AS d ON e.dept_id = d.dept_id "
+                   f"WHERE d.name = '{d}' AND e.hire_year > {y} ORDER BY e.name"))
 
     def top_earners(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for d in depts:
             yield ("query", f"Give the name and salary of the 3 best-paid employees of the {d} department, highest salary first.",
-                   f"SELECT e.name, e.salary FROM employees AS e JOIN departments AS d ON e.dept_id = d.dept_id "
-                   f"WHERE d.name = '{d}' ORDER BY e.salary DESC, e.name LIMIT 3")
+                   (f"SELECT e.name, e.salary FROM employees AS e JOIN departments AS d ON e.dept_id = d.dept_id "
+                   f"WHERE d.name = '{d}' ORDER BY e.salary DESC, e.name LIMIT 3"))
 
     def project_hours(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for p in projects[::3]:
@@ -163,25 +163,25 @@ def company_templates(conn: sqlite3.Connection) -> dict[str, Template]:
     def project_members(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for p in projects[1::4]:
             yield ("query", f"Which employees work on the project {p}? Give their names.",
-                   f"SELECT e.name FROM employees AS e JOIN assignments AS a ON e.emp_id = a.emp_id "
-                   f"JOIN projects AS p ON a.project_id = p.project_id WHERE p.name = '{p}'")
+                   (f"SELECT e.name FROM employees AS e JOIN assignments AS a ON e.emp_id = a.emp_id "
+                   f"JOIN projects AS p ON a.project_id = p.project_id WHERE p.name = '{p}'"))
 
     def active_projects(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for d in depts:
             yield ("query", f"Which active projects does the {d} department run, and what are their budgets?",
-                   f"SELECT p.name, p.budget FROM projects AS p JOIN departments AS d ON p.dept_id = d.dept_id "
-                   f"WHERE d.name = '{d}' AND p.status = 'active'")
+                   (f"SELECT p.name, p.budget FROM projects AS p JOIN departments AS d ON p.dept_id = d.dept_id "
+                   f"WHERE d.name = '{d}' AND p.status = 'active'"))
 
     def busy(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for k in (2, 3, 4):
             yield ("query", f"Which employees are assigned to more than {k} projects? Give their names and the number of projects.",
-                   f"SELECT e.name, COUNT(*) FROM employees AS e JOIN assignments AS a ON e.emp_id = a.emp_id "
-                   f"GROUP BY e.emp_id HAVING COUNT(*) > {k}")
+                   (f"SELECT e.name, COUNT(*) FROM employees AS e JOIN assignments AS a ON e.emp_id = a.emp_id "
+                   f"GROUP BY e.emp_id HAVING COUNT(*) > {k}"))
 
     def singles(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         yield ("query", "Which department has the highest total salary? Give its name.",
-               "SELECT d.name FROM departments AS d JOIN employees AS e ON e.dept_id = d.dept_id GROUP BY d.dept_id "
-               "ORDER BY SUM(e.salary) DESC LIMIT 1")
+               ("SELECT d.name FROM departments AS d JOIN employees AS e ON e.dept_id = d.dept_id GROUP BY d.dept_id "
+               "ORDER BY SUM(e.salary) DESC LIMIT 1"))
         yield ("query", "How many employees are not assigned to any project?",
                "SELECT COUNT(*) FROM employees WHERE emp_id NOT IN (SELECT emp_id FROM assignments)")
         yield ("query", "For each city, how many departments are located there?",
@@ -196,23 +196,23 @@ def company_templates(conn: sqlite3.Connection) -> dict[str, Template]:
         for i, d in enumerate(depts):
             name = f"{FIRST[(i * 5) % len(FIRST)]} {LAST[(i * 7 + 3) % len(LAST)]}-{chr(65 + i)}"
             title, salary, year = TITLES[i % 5], 50_000 + 2_500 * i, 2025
-            yield ("mutation", f"A new employee, {name}, joins the {d} department as {title} with a salary of {salary} in {year}. "
-                   f"Add them to the employees table with employee id {next_id + i} and no manager.",
-                   f"INSERT INTO employees (emp_id, name, dept_id, title, salary, hire_year, manager_id) "
-                   f"VALUES ({next_id + i}, '{_q(name)}', (SELECT dept_id FROM departments WHERE name = '{d}'), '{title}', {salary}, {year}, NULL)")
+            yield ("mutation", (f"A new employee, {name}, joins the {d} department as {title} with a salary of {salary} in {year}. "
+                   f"Add them to the employees table with employee id {next_id + i} and no manager."),
+                   (f"INSERT INTO employees (emp_id, name, dept_id, title, salary, hire_year, manager_id) "
+                   f"VALUES ({next_id + i}, '{_q(name)}', (SELECT dept_id FROM departments WHERE name = '{d}'), '{title}', {salary}, {year}, NULL)"))
 
     def raise_dept(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for i, d in enumerate(depts):
             pct = 3 + i
             yield ("mutation", f"Give every employee of the {d} department a raise of {pct}% (salary multiplied by {1 + pct / 100:g}).",
-                   f"UPDATE employees SET salary = salary * {1 + pct / 100:g} "
-                   f"WHERE dept_id = (SELECT dept_id FROM departments WHERE name = '{d}')")
+                   (f"UPDATE employees SET salary = salary * {1 + pct / 100:g} "
+                   f"WHERE dept_id = (SELECT dept_id FROM departments WHERE name = '{d}')"))
 
     def cancel_project(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for p in projects[2::5]:
             yield ("mutation", f"The project {p} was cancelled: delete its assignments and then the project itself.",
-                   f"DELETE FROM assignments WHERE project_id = (SELECT project_id FROM projects WHERE name = '{p}'); "
-                   f"DELETE FROM projects WHERE name = '{p}'")
+                   (f"DELETE FROM assignments WHERE project_id = (SELECT project_id FROM projects WHERE name = '{p}'); "
+                   f"DELETE FROM projects WHERE name = '{p}'"))
 
     def complete_project(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for p in projects[3::6]:
@@ -255,14 +255,14 @@ def shop_templates(conn: sqlite3.Connection) -> dict[str, Template]:
     def revenue(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for y in range(2021, 2025):
             yield ("query", f"What is the total revenue (price times quantity) of delivered orders placed in {y}?",
-                   f"SELECT SUM(p.price * oi.quantity) FROM orders AS o JOIN order_items AS oi ON o.order_id = oi.order_id "
-                   f"JOIN products AS p ON oi.product_id = p.product_id WHERE o.status = 'delivered' AND o.order_date LIKE '{y}-%'")
+                   (f"SELECT SUM(p.price * oi.quantity) FROM orders AS o JOIN order_items AS oi ON o.order_id = oi.order_id "
+                   f"JOIN products AS p ON oi.product_id = p.product_id WHERE o.status = 'delivered' AND o.order_date LIKE '{y}-%'"))
 
     def buyers(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for cat in CATEGORIES:
             yield ("query", f"How many distinct customers have ordered at least one {cat} product?",
-                   f"SELECT COUNT(DISTINCT o.customer_id) FROM orders AS o JOIN order_items AS oi ON o.order_id = oi.order_id "
-                   f"JOIN products AS p ON oi.product_id = p.product_id WHERE p.category = '{cat}'")
+                   (f"SELECT COUNT(DISTINCT o.customer_id) FROM orders AS o JOIN order_items AS oi ON o.order_id = oi.order_id "
+                   f"JOIN products AS p ON oi.product_id = p.product_id WHERE p.category = '{cat}'"))
 
     def singles(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         yield ("query", "What is the average product price in each category?",
@@ -273,8 +273,8 @@ def shop_templates(conn: sqlite3.Connection) -> dict[str, Template]:
         yield ("query", "Which products are out of stock? Give their names and categories.",
                "SELECT name, category FROM products WHERE stock = 0")
         yield ("query", "List the 5 customers who placed the most orders, with their order counts, most orders first.",
-               "SELECT c.name, COUNT(*) AS n FROM customers AS c JOIN orders AS o ON o.customer_id = c.customer_id "
-               "GROUP BY c.customer_id ORDER BY n DESC, c.name LIMIT 5")
+               ("SELECT c.name, COUNT(*) AS n FROM customers AS c JOIN orders AS o ON o.customer_id = c.customer_id "
+               "GROUP BY c.customer_id ORDER BY n DESC, c.name LIMIT 5"))
 
     def add_product(c: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         next_id = c.execute("SELECT MAX(product_id) FROM products").fetchone()[0] + 1
@@ -292,8 +292,8 @@ def shop_templates(conn: sqlite3.Connection) -> dict[str, Template]:
     def purge_cancelled(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for y in range(2022, 2025):
             yield ("mutation", f"Delete every cancelled order placed before {y}, together with its order items.",
-                   f"DELETE FROM order_items WHERE order_id IN (SELECT order_id FROM orders WHERE status = 'cancelled' AND order_date < '{y}-01-01'); "
-                   f"DELETE FROM orders WHERE status = 'cancelled' AND order_date < '{y}-01-01'")
+                   (f"DELETE FROM order_items WHERE order_id IN (SELECT order_id FROM orders WHERE status = 'cancelled' AND order_date < '{y}-01-01'); "
+                   f"DELETE FROM orders WHERE status = 'cancelled' AND order_date < '{y}-01-01'"))
 
     def restock(_: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
         for i, cat in enumerate(CATEGORIES):

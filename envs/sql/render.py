@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from envs.sql.sandbox import ExecResult, SqlLimits
 MAX_SHOWN_ROWS = 30
 MAX_CELL_CHARS = 80
 MAX_OBSERVATION_CHARS = 6_000
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def cell(value: Any, width: int = MAX_CELL_CHARS) -> str:
@@ -62,6 +64,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def show_ident(name: str) -> str:
+    """A name as the agent should write it: bare when it is a plain identifier, else double-quoted."""
+    return name if _PLAIN.match(name) else quote_ident(name)
+
+
 def schema(conn: sqlite3.Connection, sample_rows: int = 3) -> str:
     """Tables, columns with types and primary keys, foreign keys, row counts and sample rows."""
     names = [r[0] for r in conn.execute(
@@ -70,10 +77,14 @@ def schema(conn: sqlite3.Connection, sample_rows: int = 3) -> str:
     for name in names:
         q = quote_ident(name)
         cols = conn.execute(f"PRAGMA table_info({q})").fetchall()
-        col_text = ", ".join(f"{c[1]} {c[2] or 'ANY'}".strip() + (" PRIMARY KEY" if c[5] else "") for c in cols)
+        pk = [c[1] for c in sorted(cols, key=lambda c: c[5]) if c[5]]
+        col_text = ", ".join(f"{show_ident(c[1])} {c[2] or 'ANY'}".strip() + (" PRIMARY KEY" if c[5] and len(pk) == 1 else "")
+                             for c in cols)
+        if len(pk) > 1:
+            col_text += f", PRIMARY KEY ({', '.join(show_ident(n) for n in pk)})"
         count = conn.execute(f"SELECT COUNT(*) FROM {q}").fetchone()[0]
         fks = conn.execute(f"PRAGMA foreign_key_list({q})").fetchall()
-        lines = [f"Table {q} ({count} rows): {col_text}"]
+        lines = [f"Table {show_ident(name)} ({count} rows): {col_text}"]
         for fk in fks:
             lines.append(f"  foreign key: {fk[3]} -> {fk[2]}.{fk[4]}")
         if sample_rows and count:

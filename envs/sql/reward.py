@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,8 +74,20 @@ def _normal_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Value, ...]]:
     return [tuple(normalise(v) for v in row) for row in rows]
 
 
+def _identical(pred: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], ordered: bool) -> bool:
+    try:
+        a, b = [tuple(r) for r in pred], [tuple(r) for r in gold]
+        return a == b if ordered else Counter(a) == Counter(b)
+    except TypeError:  # an unhashable value: leave it to the normalised comparison
+        return False
+
+
 def rows_match(pred: Sequence[Sequence[Any]], gold: Sequence[Sequence[Any]], ordered: bool = False) -> bool:
     """Execution-result equality of two row lists (see module docstring)."""
+    if len(pred) != len(gold):
+        return False
+    if _identical(pred, gold, ordered):  # fast path: raw values already equal
+        return True
     p, g = _normal_rows(pred), _normal_rows(gold)
     if len(p) != len(g):
         return False
@@ -117,9 +130,9 @@ def submission_matches(answer: str, gold_rows: Sequence[Sequence[Any]], ordered:
         return True
     parsed = parse_answer(answer)
     width = len(gold_rows[0]) if gold_rows else 0
-    if parsed and all(isinstance(r, list) for r in parsed) and all(len(r) == width for r in parsed):
-        if rows_match(parsed, gold_rows, ordered):
-            return True
+    as_rows = parsed and all(isinstance(r, list) and len(r) == width for r in parsed)
+    if as_rows and rows_match(parsed, gold_rows, ordered):
+        return True
     return values_match(flatten(parsed), gold_flat, ordered)
 
 

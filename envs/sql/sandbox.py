@@ -5,8 +5,9 @@ deserializes it into its own in-memory connection. On that connection: an
 authorizer denies ATTACH/DETACH (which also blocks ``VACUUM INTO 'file'``),
 `load_extension` and every PRAGMA outside a read-only allow-list; a progress
 handler stops a statement after a wall-clock time limit; results are fetched
-with `fetchmany` up to a row limit; the database may only grow by a bounded
-number of pages. Every stop comes back as a clear message, never an exception.
+with `fetchmany` up to a row limit and a byte budget; string/blob values have a
+maximum length; the database may only grow by a bounded number of bytes (pages).
+Every stop comes back as a clear message, never an exception.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from envs.sql.reward import Snapshot, snapshot
 from envs.sql.statements import split_statements
 
 # PRAGMAs an agent may run: read-only schema introspection.
@@ -36,8 +38,9 @@ class SqlLimits(BaseModel):
 
     time_limit_s: float = Field(default=3.0, gt=0, description="wall-clock seconds per execute action")
     max_rows: int = Field(default=10_000, ge=1, description="rows fetched from one query; more are cut off")
-    max_growth_pages: int = Field(default=4_096, ge=0, description="pages the database may grow by (4 KiB each)")
-    max_value_bytes: int = Field(default=10_000_000, ge=1_000, description="largest string or blob value")
+    max_growth_bytes: int = Field(default=16 * 2**20, ge=0, description="bytes the database (and its temp store) may grow by")
+    max_value_bytes: int = Field(default=1_000_000, ge=1_000, description="largest string or blob value")
+    max_result_bytes: int = Field(default=16_000_000, ge=10_000, description="text/blob bytes fetched from one query")
     max_sql_chars: int = Field(default=20_000, ge=100)
 
 
@@ -53,8 +56,16 @@ class ExecResult:
     statements: int = 0
 
 
-class TimeLimitExceeded(Exception):
-    pass
+class SessionDb(Protocol):
+    """What the env needs from a session's database, whatever the backend."""
+
+    def execute(self, sql: str) -> ExecResult: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def finish_transaction(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class SandboxDb:
@@ -67,9 +78,11 @@ class SandboxDb:
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         try:
             conn.deserialize(template)
-            pages = conn.execute("PRAGMA page_count").fetchone()[0]
-            conn.execute(f"PRAGMA max_page_count = {int(pages) + limits.max_growth_pages}")
-            conn.execute(f"PRAGMA temp.max_page_count = {max(limits.max_growth_pages, 256)}")
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            growth = limits.max_growth_bytes // page_size
+            conn.execute(f"PRAGMA max_page_count = {pages + growth}")
+            conn.execute(f"PRAGMA temp.max_page_count = {max(growth, 256)}")
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_value_bytes)
             conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, max(limits.max_sql_chars * 4, 100_000))
@@ -120,7 +133,10 @@ class SandboxDb:
             if cur.description is None:
                 return ExecResult(rowcount=cur.rowcount)
             columns = [d[0] for d in cur.description]
-            rows = cur.fetchmany(self.limits.max_rows + 1)
+            rows, too_big = fetch_limited(cur, self.limits)
+            if too_big:
+                return ExecResult(error=f"result too large: the query returns more than {self.limits.max_result_bytes:,} bytes "
+                                        "of text; select fewer rows or columns")
             truncated = len(rows) > self.limits.max_rows
             return ExecResult(columns=columns, rows=rows[: self.limits.max_rows], truncated=truncated)
         except sqlite3.Error as err:
@@ -135,13 +151,21 @@ class SandboxDb:
         if self._timed_out or text == "interrupted":
             return (f"query stopped: it ran longer than the time limit of {self.limits.time_limit_s:g} s "
                     "(the database is unchanged by the stopped statement)")
-        if text == "not authorized":
-            return ("not authorized: ATTACH/DETACH, load_extension and PRAGMAs other than "
-                    f"{', '.join(sorted(ALLOWED_PRAGMAS))} are not allowed in this sandbox")
+        if text.startswith(("not authorized", "authorization denied")):
+            return (f"{text} (sandbox: ATTACH/DETACH, VACUUM INTO, load_extension and PRAGMAs other than "
+                    f"{', '.join(sorted(ALLOWED_PRAGMAS))} are not allowed)")
+        if text == "string or blob too big":
+            return f"{text}: strings and blobs are limited to {self.limits.max_value_bytes:,} bytes in this sandbox"
         if text == "database or disk is full":
             return (f"database size limit reached: this session's database may grow by at most "
-                    f"{self.limits.max_growth_pages} pages ({self.limits.max_growth_pages * 4 // 1024} MiB)")
+                    f"{self.limits.max_growth_bytes / 2**20:g} MiB")
         return text
+
+    def snapshot(self) -> Snapshot:
+        """Every user table's columns and rows (for grading data changes)."""
+        if self.conn is None:
+            raise RuntimeError("the database of this session is closed")
+        return snapshot(self.conn)
 
     def finish_transaction(self) -> None:
         """COMMIT an open transaction the agent began (autocommit mode otherwise)."""
@@ -152,6 +176,21 @@ class SandboxDb:
         if self.conn is not None:
             conn, self.conn = self.conn, None
             conn.close()
+
+
+def fetch_limited(cur: Any, limits: SqlLimits, chunk: int = 256) -> tuple[list[tuple[Any, ...]], bool]:
+    """Up to `max_rows + 1` rows, fetched in chunks; stops (True) once text/blob values exceed `max_result_bytes`."""
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    while len(rows) <= limits.max_rows:
+        part = cur.fetchmany(min(chunk, limits.max_rows + 1 - len(rows)))
+        if not part:
+            break
+        rows.extend(part)
+        size += sum(len(v) for r in part for v in r if isinstance(v, (str, bytes)))
+        if size > limits.max_result_bytes:
+            return rows, True
+    return rows, False
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:

@@ -46,10 +46,10 @@ def split_statements(sql: str) -> list[str]:
 
 
 def _has_code(stmt: str) -> bool:
-    return bool(_strip_literals(stmt).strip(" \t\r\n;"))
+    return bool(strip_literals(stmt).strip(" \t\r\n;"))
 
 
-def _strip_literals(sql: str) -> str:
+def strip_literals(sql: str) -> str:
     """Blank out string literals, quoted identifiers and comments (for keyword checks)."""
     out: list[str] = []
     i, n = 0, len(sql)
@@ -76,7 +76,7 @@ def _strip_literals(sql: str) -> str:
 
 def has_top_level_order_by(sql: str) -> bool:
     """True when ORDER BY appears outside any parentheses (the result order is then part of the answer)."""
-    text = _strip_literals(sql)
+    text = strip_literals(sql)
     depth = 0
     flat: list[str] = []
     for ch in text:

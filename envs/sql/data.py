@@ -1,0 +1,268 @@
+"""Shared data of the SQL env: database templates, tasks and their (hidden) gold.
+
+Three sources, one shape:
+
+* built-in (`load(None)`): the generated `company` and `shop` databases (`generator`);
+* Spider format: ``spider/questions.json`` (``db``, ``query``, ``gold``, ``hardness``)
+  and ``spider/database/<db>.sqlite``;
+* AgentBench DB-bench format: ``dbbench/*.jsonl`` (one task per line with its table
+  inline); one SQLite database is built per task.
+
+Gold answers live in `SqlData.gold`, not in `TaskSpec.meta`, because task specs are
+listed to agents over HTTP. Splits of the real data are derived from a hash of the
+stable task id (60 % train, 20 % dev, 20 % test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from envs.base import EnvData
+from envs.sql import generator, render
+from envs.sql.sandbox import SandboxDb, SessionDb, SqlLimits, serialize_file
+from envs.sql.statements import has_top_level_order_by
+from envs.types import Split, TaskSpec
+
+_DB_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+
+
+class SqlGold(BaseModel):
+    """What a task is graded against. `sql` is the gold query or statement(s); `label` the DB-bench answer."""
+
+    kind: Literal["query", "mutation"]
+    db: str
+    sql: str | None = None
+    label: list[Any] | None = None
+    ordered: bool = False
+    source: str = "builtin"
+
+
+@dataclass(frozen=True)
+class DbTemplate:
+    """A database every session copies: serialized bytes and its schema text (read-only)."""
+
+    data: bytes
+    schema: str
+
+
+class DbBackend(Protocol):
+    """Opens a session's private copy of a database (SQLite by default; see `envs.sql.postgres`)."""
+
+    name: str
+
+    def open(self, key: str, template: DbTemplate, limits: SqlLimits) -> SessionDb: ...
+
+    def describe(self, key: str, template: DbTemplate) -> str:
+        """The schema text shown to the agent, as this backend names and types things."""
+        ...
+
+
+class SqliteBackend:
+    """Each session deserializes the shared template into its own in-memory SQLite database."""
+
+    name = "sqlite"
+
+    def open(self, key: str, template: DbTemplate, limits: SqlLimits) -> SessionDb:
+        return SandboxDb(template.data, limits)
+
+    def describe(self, key: str, template: DbTemplate) -> str:
+        return template.schema
+
+
+class SqlData(EnvData):
+    def __init__(self, tasks: list[TaskSpec], databases: dict[str, DbTemplate], gold: dict[str, SqlGold],
+                 limits: SqlLimits | None = None, backend: DbBackend | None = None) -> None:
+        super().__init__(tasks)
+        self.databases = databases
+        self.gold = gold
+        self.limits = limits or SqlLimits()
+        self.backend: DbBackend = backend or SqliteBackend()
+
+    def schema_text(self, key: str) -> str:
+        return self.backend.describe(key, self.databases[key])
+
+    def open_db(self, key: str) -> SessionDb:
+        """A new private copy of database `key` for one session (or for grading)."""
+        return self.backend.open(key, self.databases[key], self.limits)
+
+
+class DataPathError(ValueError):
+    """A data path escapes the data directory."""
+
+
+def inside(root: Path, relative: str | Path) -> Path:
+    """`root / relative`, refusing anything (.., symlinks) that resolves outside `root`."""
+    base = root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(base):
+        raise DataPathError(f"{relative} resolves outside the data directory {base}")
+    return path
+
+
+def hash_split(task_id: str) -> Split:
+    bucket = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % 10
+    return Split.train if bucket < 6 else Split.dev if bucket < 8 else Split.test
+
+
+def template_from_bytes(data: bytes, sample_rows: int = 3) -> DbTemplate:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(data)
+        return DbTemplate(data=data, schema=render.schema(conn, sample_rows))
+    finally:
+        conn.close()
+
+
+# ----- built-in -------------------------------------------------------------------------
+def load_builtin() -> SqlData:
+    databases, generated = generator.generate()
+    templates = {f"builtin/{db}": template_from_bytes(raw) for db, raw in databases.items()}
+    tasks: list[TaskSpec] = []
+    gold: dict[str, SqlGold] = {}
+    for t in generated:
+        db = f"builtin/{t.db}"
+        tasks.append(TaskSpec(task_id=t.task_id, split=Split(t.split), instruction=t.question,
+                              meta={"db": db, "kind": t.kind, "source": "builtin"}))
+        gold[t.task_id] = SqlGold(kind=t.kind, db=db, sql=t.gold, source="builtin",  # type: ignore[arg-type]
+                                  ordered=t.kind == "query" and has_top_level_order_by(t.gold))
+    return SqlData(tasks, templates, gold)
+
+
+# ----- Spider -----------------------------------------------------------------------------
+class SpiderQuestion(BaseModel):
+    db: str = Field(pattern=_DB_NAME.pattern)
+    query: str
+    gold: str
+    hardness: str = ""
+    db_tables: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def load_spider(root: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict[str, SqlGold]]:
+    questions_path = inside(root, "questions.json")
+    raw = json.loads(questions_path.read_text(encoding="utf-8"))
+    questions = [SpiderQuestion.model_validate(q) for q in raw]
+    templates: dict[str, DbTemplate] = {}
+    tasks: list[TaskSpec] = []
+    gold: dict[str, SqlGold] = {}
+    for i, q in enumerate(questions):
+        key = f"spider/{q.db}"
+        if key not in templates:
+            db_file = inside(root, Path("database") / f"{q.db}.sqlite")
+            if not db_file.is_file():  # Spider's own layout: database/<db>/<db>.sqlite
+                db_file = inside(root, Path("database") / q.db / f"{q.db}.sqlite")
+            templates[key] = template_from_bytes(serialize_file(db_file))
+        task_id = f"spider-{q.db}-{i:04d}"
+        tasks.append(TaskSpec(task_id=task_id, split=hash_split(task_id), instruction=q.query,
+                              meta={"db": key, "kind": "query", "source": "spider", "hardness": q.hardness}))
+        gold[task_id] = SqlGold(kind="query", db=key, sql=q.gold, ordered=has_top_level_order_by(q.gold), source="spider")
+    return tasks, templates, gold
+
+
+# ----- DB-bench -----------------------------------------------------------------------------
+class DbBenchColumn(BaseModel):
+    name: str
+    type: str = "TEXT"
+
+
+class DbBenchTableInfo(BaseModel):
+    columns: list[DbBenchColumn]
+    rows: list[list[Any]]
+
+
+class DbBenchTable(BaseModel):
+    table_name: str
+    table_info: DbBenchTableInfo
+
+
+class DbBenchTask(BaseModel):
+    description: str
+    label: list[Any] = Field(default_factory=list)
+    table: DbBenchTable
+    type: list[str]
+    add_description: str = ""
+    source: str = ""
+
+
+_SAFE_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$")
+_PLAIN_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def dbbench_database(table: DbBenchTable) -> bytes:
+    """An SQLite database holding the task's one inline table (declared types kept where well-formed)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        cols = ", ".join(f"{render.quote_ident(c.name)} {c.type if _SAFE_TYPE.match(c.type) else 'TEXT'}"
+                         for c in table.table_info.columns)
+        name = render.quote_ident(table.table_name)
+        conn.execute(f"CREATE TABLE {name} ({cols})")
+        width = len(table.table_info.columns)
+        rows = [(list(r) + [None] * width)[:width] for r in table.table_info.rows]
+        conn.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * width)})", rows)
+        conn.commit()
+        return conn.serialize()
+    finally:
+        conn.close()
+
+
+def mysql_gold_to_sqlite(statement: str, table_name: str) -> str:
+    """The one MySQL-ism of DB-bench gold statements SQLite cannot read: an unquoted table name
+    that is not a valid SQLite identifier (e.g. starting with a digit). Quote it."""
+    if _PLAIN_IDENT.match(table_name) or not re.match(r"^\w+$", table_name):
+        return statement
+    return re.sub(rf"(?<![\w`\"']){re.escape(table_name)}(?![\w`\"'])", render.quote_ident(table_name), statement)
+
+
+def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict[str, SqlGold]]:
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+    tasks: list[TaskSpec] = []
+    templates: dict[str, DbTemplate] = {}
+    gold: dict[str, SqlGold] = {}
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(l for l in fh if l.strip()):
+            item = DbBenchTask.model_validate_json(line)
+            task_type = item.type[0] if item.type else "other"
+            kind = "mutation" if task_type.upper() in ("INSERT", "UPDATE", "DELETE") else "query"
+            task_id = f"dbbench-{stem}-{i:03d}"
+            key = f"dbbench/{stem}/{i:03d}"
+            templates[key] = template_from_bytes(dbbench_database(item.table))
+            instruction = f"{item.description}\n{item.add_description}".strip()
+            tasks.append(TaskSpec(task_id=task_id, split=hash_split(task_id), instruction=instruction,
+                                  meta={"db": key, "kind": kind, "source": "dbbench", "type": task_type,
+                                        "table": item.table.table_name}))
+            if kind == "mutation":
+                statement = "; ".join(mysql_gold_to_sqlite(str(s), item.table.table_name) for s in item.label)
+                gold[task_id] = SqlGold(kind="mutation", db=key, sql=statement, source="dbbench")
+            else:
+                gold[task_id] = SqlGold(kind="query", db=key, label=item.label, source="dbbench")
+    return tasks, templates, gold
+
+
+# ----- entry point -----------------------------------------------------------------------
+def load_dir(data_dir: Path) -> SqlData:
+    """Read a folder laid out like ``shared/data/sql/`` (``spider/`` and/or ``dbbench/``),
+    or a Spider folder itself, or a DB-bench folder itself."""
+    root = data_dir.resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"SQL data directory {data_dir} does not exist")
+    tasks: list[TaskSpec] = []
+    templates: dict[str, DbTemplate] = {}
+    gold: dict[str, SqlGold] = {}
+    spider_roots = [p for p in (root / "spider", root) if (p / "questions.json").is_file()]
+    if spider_roots:
+        t, d, g = load_spider(inside(root, spider_roots[0].relative_to(root)))
+        tasks += t; templates.update(d); gold.update(g)
+    bench_dir = root / "dbbench" if (root / "dbbench").is_dir() else root
+    for jsonl in sorted(bench_dir.glob("*.jsonl")):
+        t, d, g = load_dbbench(inside(root, jsonl.relative_to(root)))
+        tasks += t; templates.update(d); gold.update(g)
+    if not tasks:
+        raise FileNotFoundError(f"no Spider (questions.json) or DB-bench (*.jsonl) data under {data_dir}")
+    return SqlData(tasks, templates, gold)

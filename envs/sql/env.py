@@ -1,0 +1,193 @@
+"""`SqlEnv`: one episode on a private copy of a task's database.
+
+Actions: ``execute[SQL]`` (or a fenced ```sql block) runs SQL and shows a truncated
+table or the database's error; ``submit[answer]`` and ``commit`` end the episode.
+Questions are graded on the submitted answer (`submit`) or on the result of the
+last query that returned rows (`commit`); data-changing tasks on the state of all
+tables after the agent's statements (either action; `submit`'s text is ignored)
+against the state after the gold statement on a fresh copy.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from envs.actions import UnknownActionForm
+from envs.base import Env
+from envs.sql import expert, reward
+from envs.sql.data import SqlData, SqlGold, load_builtin, load_dir
+from envs.sql.render import execution
+from envs.sql.sandbox import SessionDb
+from envs.sql.statements import find_sql_block, strip_fences
+from envs.types import Action, StepResult, TaskSpec, ToolCall, ToolParam, ToolSpec
+
+_FINAL_ANSWER = re.compile(r"final answer\s*:\s*(.+)$", re.IGNORECASE | re.DOTALL)
+
+HELP = ("Actions: execute[SQL] (or a ```sql fenced block) runs SQL on your own copy of the database and shows "
+        "the result; submit[answer] ends the episode with your answer, e.g. submit[[[\"Paris\", 3], [\"Rome\", 2]]] "
+        "(a JSON list of rows; a single value or a comma-separated list also works); commit ends the episode: for a "
+        "question your last query's result is graded, for a data change the tables are compared with the expected state.")
+
+
+def make_tools(dialect: str) -> list[ToolSpec]:
+    """The env's three verbs; `dialect` names the database in the descriptions."""
+    return [
+        ToolSpec(name="execute_sql", description=f"Run SQL ({dialect} dialect) on the database and see the result or error.",
+                 params=[ToolParam(name="sql", description="one or more SQL statements separated by ';'")],
+                 text_template="execute[{sql}]"),
+        ToolSpec(name="submit_answer", description="Submit the final answer to the question and end the episode.",
+                 params=[ToolParam(name="answer", description="the answer: a JSON list of rows, a list of values or a single value")],
+                 text_template="submit[{answer}]"),
+        ToolSpec(name="commit", description="End the episode: grade your last query's result (questions) or your data changes.",
+                 params=[], text_template="commit"),
+    ]
+
+
+class GradeError(RuntimeError):
+    """The gold itself failed to run (a data problem, not the agent's)."""
+
+
+class SqlEnv(Env[SqlData]):
+    name = "sql"
+    version = "0.1.0"
+    description = ("Answer questions or change data with SQL on a sandboxed SQLite copy of a database "
+                   "(Spider / DB-bench style); graded by execution result or table comparison.")
+    max_turns = 20
+    system_prompt = ("You are an expert SQL agent working with a SQLite database. Explore it with SQL, then answer "
+                     "the question or make the requested change. " + HELP)
+    tools: ClassVar[list[ToolSpec]] = make_tools("SQLite")
+
+    def __init__(self, data: SqlData) -> None:
+        super().__init__(data)
+        self.db: SessionDb | None = None
+        self.gold: SqlGold | None = None
+        self.executed: list[str] = []
+        self.last_sql: str | None = None
+        self.last_rows: list[tuple[Any, ...]] | None = None
+        self.last_truncated = False
+
+    # ----- protocol ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, data_dir: Path | None = None) -> SqlData:
+        return load_builtin() if data_dir is None else load_dir(Path(data_dir))
+
+    def start(self, task: TaskSpec) -> str:
+        self.close()
+        self.gold = self.data.gold[task.task_id]
+        self.db = self.data.open_db(self.gold.db)
+        self.executed, self.last_sql, self.last_rows, self.last_truncated = [], None, None, False
+        if self.gold.kind == "mutation":
+            goal = (f"Task (change the data): {task.instruction}\nMake the change with SQL statements, then reply "
+                    "commit to have the tables checked.")
+        else:
+            goal = (f"Question: {task.instruction}\nFind the answer with SQL queries, then reply submit[answer], or "
+                    "commit to have the result of your last query graded.")
+        return f"{goal}\n\nDatabase schema:\n{self.data.schema_text(self.gold.db)}\n\n{HELP}"
+
+    def act(self, action: Action) -> StepResult:
+        assert self.db is not None and self.gold is not None
+        if action.name == "execute_sql":
+            return self._execute(action.arguments["sql"])
+        answer = action.arguments.get("answer") if action.name == "submit_answer" else None
+        success, message = self._grade(answer)
+        self.close()
+        return StepResult(observation=message, reward=1.0 if success else 0.0, done=True,
+                          info={"success": success, "kind": self.gold.kind})
+
+    def parse_action(self, action: str | ToolCall | dict[str, Any]) -> Action:
+        try:
+            return super().parse_action(action)
+        except UnknownActionForm:
+            if not isinstance(action, str):
+                raise
+            block = find_sql_block(action)
+            if block is not None:
+                return Action(name="execute_sql", arguments={"sql": block}, text=f"execute[{block}]")
+            final = _FINAL_ANSWER.search(action)
+            if final is not None and final.group(1).strip():
+                answer = final.group(1).strip()
+                return Action(name="submit_answer", arguments={"answer": answer}, text=f"submit[{answer}]")
+            raise
+
+    def invalid_action_feedback(self, error: UnknownActionForm) -> str:
+        return f"Invalid action: {str(error)[:300]}\n{HELP}"
+
+    def expert_action(self) -> str:
+        assert self.gold is not None
+        return expert.next_action(self.gold, self.executed, self.last_sql, self.last_rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            db, self.db = self.db, None
+            db.close()
+
+    # ----- steps ------------------------------------------------------------------------
+    def _execute(self, raw_sql: str) -> StepResult:
+        assert self.db is not None
+        sql = strip_fences(raw_sql)
+        if len(sql) > self.data.limits.max_sql_chars:
+            return StepResult(observation=f"Error: SQL longer than {self.data.limits.max_sql_chars} characters.",
+                              info={"error": True})
+        result = self.db.execute(sql)
+        if result.error is None:
+            self.executed.append(sql)
+            if result.columns is not None:
+                self.last_sql, self.last_rows, self.last_truncated = sql, result.rows, result.truncated
+        return StepResult(observation=execution(result, self.data.limits), info={"error": result.error is not None})
+
+    # ----- grading ----------------------------------------------------------------------
+    def _fresh_db(self) -> SessionDb:
+        assert self.gold is not None
+        return self.data.open_db(self.gold.db)
+
+    def gold_rows(self) -> list[tuple[Any, ...]]:
+        """The gold query's rows on a fresh copy of the database."""
+        assert self.gold is not None and self.gold.sql is not None
+        fresh = self._fresh_db()
+        try:
+            result = fresh.execute(self.gold.sql)
+        finally:
+            fresh.close()
+        if result.error is not None:
+            raise GradeError(f"gold query of {self.gold.db} failed: {result.error}")
+        return result.rows
+
+    def _grade(self, answer: str | None) -> tuple[bool, str]:
+        assert self.gold is not None and self.db is not None
+        if self.gold.kind == "mutation":
+            return self._grade_mutation()
+        if answer is None:  # commit: the last query's result
+            if self.last_rows is None:
+                return False, "Wrong: no query result to grade (run a query that returns rows, or use submit[answer])."
+            if self.last_truncated:
+                return False, "Wrong: the last query's result was cut off at the row limit."
+            if self.gold.sql is None:
+                ok = reward.label_matches(reward.flatten(self.last_rows), self.gold.label or [])
+            else:
+                ok = reward.rows_match(self.last_rows, self.gold_rows(), self.gold.ordered)
+            return ok, "Correct: your last query's result matches the expected answer." if ok else \
+                "Wrong: your last query's result does not match the expected answer."
+        if self.gold.sql is None:
+            gold_rows: list[Any] = [[v] for v in self.gold.label or []]
+            ok = reward.submission_matches(answer, gold_rows, ordered=False)
+        else:
+            ok = reward.submission_matches(answer, self.gold_rows(), self.gold.ordered)
+        return ok, "Correct: your answer matches the expected answer." if ok else \
+            "Wrong: your answer does not match the expected answer."
+
+    def _grade_mutation(self) -> tuple[bool, str]:
+        assert self.gold is not None and self.gold.sql is not None and self.db is not None
+        self.db.finish_transaction()
+        actual = self.db.snapshot()
+        fresh = self._fresh_db()
+        try:
+            result = fresh.execute(self.gold.sql)
+            if result.error is not None:
+                raise GradeError(f"gold statement of {self.gold.db} failed: {result.error}")
+            expected = fresh.snapshot()
+        finally:
+            fresh.close()
+        ok, reason = reward.snapshots_match(actual, expected)
+        return ok, "Correct: the tables are in the expected state." if ok else f"Wrong: {reason}."
