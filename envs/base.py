@@ -73,6 +73,9 @@ class EnvData:
     def counts(self) -> dict[Split, int]:
         return {s: len(ids) for s, ids in self._by_split.items()}
 
+    def close(self) -> None:
+        """Release shared resources (server connections, temporary files) at service shutdown."""
+
 
 D = TypeVar("D", bound=EnvData)
 

@@ -174,6 +174,8 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
             reaper.cancel()
             service.sessions.close_all()
             service.executor.shutdown(wait=False, cancel_futures=True)
+            if service.data is not None:
+                service.data.close()
 
     app = FastAPI(
         title=f"trajgym env service: {env_cls.name}",
