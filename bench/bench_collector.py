@@ -1,0 +1,272 @@
+"""Collector throughput: turns/s and collector CPU time per turn at 1, 100 and 1,000 episodes in flight.
+
+An instant model endpoint (canned ReAct reply, token ids + logprobs) and a light env
+(every action accepted, episodes of `--turns` steps) run in one server subprocess on
+aiohttp.web, so the figures are the collector's: HTTP clients, prompt building, parsing,
+pydantic, SQLite commits. `--env-service` swaps the light env for the real generic env
+service (`services.app.create_app`, FastAPI/uvicorn) serving a trivial env. Each row also
+measures a bare aiohttp client against the same endpoint at the same concurrency, as the
+ceiling of what any collector could do on this machine.
+
+    python bench/bench_collector.py                       # 1, 100, 1000 in flight
+    python bench/bench_collector.py --concurrency 1,100 --env-service
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import psutil  # noqa: E402
+
+from collector.config import JobConfig  # noqa: E402
+from collector.engine import Collector  # noqa: E402
+from envs.base import Env, EnvData  # noqa: E402
+from envs.types import Action, Split, StepResult, TaskSpec, ToolParam, ToolSpec  # noqa: E402
+
+TURNS = int(os.environ.get("BENCH_TURNS", "10"))
+N_TASKS = int(os.environ.get("BENCH_TASKS", "4000"))
+
+
+# ----- the light env, as an Env class (for --env-service) ---------------------------------
+class LightData(EnvData):
+    def __init__(self) -> None:
+        super().__init__([TaskSpec(task_id=f"t{i}", split=Split.test, instruction="Go.") for i in range(N_TASKS)])
+
+
+class LightEnv(Env[LightData]):
+    name = "light"
+    description = "Every action is accepted; an episode lasts BENCH_TURNS steps."
+    max_turns = 1000
+    step_in_thread = False
+    tools = [ToolSpec(name="noop", description="Do nothing.", params=[ToolParam(name="x")], text_template="noop[{x}]")]
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None) -> LightData:
+        return LightData()
+
+    def start(self, task: TaskSpec) -> str:
+        return "Start."
+
+    def act(self, action: Action) -> StepResult:
+        done = self.turns + 1 >= TURNS
+        return StepResult(observation=f"Step {self.turns + 1}.", reward=1.0 if done else 0.0, done=done,
+                          info={"success": True} if done else {})
+
+
+# ----- the server subprocess: instant model + light env on aiohttp.web ------------------
+REPLY = "Thought: keep going.\nAction: noop[1]"
+
+
+def _completion() -> bytes:
+    words = REPLY.split()
+    return json.dumps({
+        "id": "c", "object": "chat.completion", "model": "instant",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": REPLY},
+                     "token_ids": list(range(100, 100 + len(words))),
+                     "logprobs": {"content": [{"token": w, "logprob": -0.1, "top_logprobs": []} for w in words]}}],
+        "prompt_token_ids": list(range(60)),
+        "usage": {"prompt_tokens": 60, "completion_tokens": len(words), "total_tokens": 60 + len(words)},
+    }).encode()
+
+
+def serve(model_port: int, env_port: int) -> None:
+    import uvloop
+    from aiohttp import web
+
+    completion = _completion()
+    sessions: dict[str, int] = {}
+    counter = [0]
+    info = json.dumps({"name": "light", "version": "0", "description": "light", "action_formats": ["text"],
+                       "tools": [LightEnv.tools[0].json_schema()], "text_actions": ["noop[{x}]"], "max_turns": 1000,
+                       "has_expert": False, "has_progress": False, "task_counts": {"train": 0, "dev": 0, "test": N_TASKS},
+                       "system_prompt": ""}).encode()
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=completion, content_type="application/json")
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "instant"}]})
+
+    async def get_info(_: web.Request) -> web.Response:
+        return web.Response(body=info, content_type="application/json")
+
+    async def tasks(request: web.Request) -> web.Response:
+        offset, limit = int(request.query.get("offset", 0)), int(request.query.get("limit", 100))
+        ids = range(offset, min(N_TASKS, offset + limit))
+        return web.json_response({"total": N_TASKS, "tasks": [{"task_id": f"t{i}", "split": "test", "instruction": "Go."} for i in ids]})
+
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        counter[0] += 1
+        sid = f"s{counter[0]}"
+        sessions[sid] = 0
+        return web.json_response({"session_id": sid, "task_id": body["task_id"], "instruction": "Go.", "observation": "Start."},
+                                 status=201)
+
+    async def step(request: web.Request) -> web.Response:
+        await request.read()
+        sid = request.match_info["sid"]
+        turn = sessions[sid] = sessions[sid] + 1
+        done = turn >= TURNS
+        return web.json_response({"observation": f"Step {turn}.", "reward": 1.0 if done else 0.0, "done": done,
+                                  "info": {"success": True} if done else {}, "turn": turn})
+
+    async def close(request: web.Request) -> web.Response:
+        sid = request.match_info["sid"]
+        sessions.pop(sid, None)
+        return web.json_response({"session_id": sid, "closed": True})
+
+    model_app = web.Application()
+    model_app.router.add_post("/v1/chat/completions", chat)
+    model_app.router.add_get("/v1/models", models)
+    env_app = web.Application()
+    env_app.router.add_get("/v1/info", get_info)
+    env_app.router.add_get("/v1/tasks", tasks)
+    env_app.router.add_post("/v1/sessions", create)
+    env_app.router.add_post("/v1/sessions/{sid}/step", step)
+    env_app.router.add_delete("/v1/sessions/{sid}", close)
+    env_app.router.add_get("/healthz", models)
+
+    async def main() -> None:
+        runners = []
+        for app, port in ((model_app, model_port), (env_app, env_port)):
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+            runners.append(runner)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+# ----- the bench driver -----------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def bare_client(url: str, concurrency: int, n: int) -> tuple[float, float]:
+    """(requests/s, client CPU ms/request) of a bare pooled aiohttp client against the instant endpoint."""
+    body = {"model": "instant", "messages": [{"role": "user", "content": "hi"}]}
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        remaining = [n]
+
+        async def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                async with http.post(url + "/v1/chat/completions", json=body) as resp:
+                    await resp.read()
+
+        proc = psutil.Process()
+        cpu0 = sum(proc.cpu_times()[:2])
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+        return n / wall, (sum(proc.cpu_times()[:2]) - cpu0) * 1000 / n
+
+
+async def collect_once(env_url: str, model_url: str, concurrency: int, episodes: int, store: str,
+                       servers: list[psutil.Process]) -> dict[str, Any]:
+    """One run; CPU is the whole run's (store open, migration check, task listing included), imports excluded."""
+    job = JobConfig(run_name=f"bench-{concurrency}", env=env_url, model=model_url, store=store, split="test",
+                    limit=episodes, samples=1, concurrency=concurrency, max_turns=TURNS + 5, extras="on")
+    proc = psutil.Process()
+    cpu0 = sum(proc.cpu_times()[:2])
+    srv0 = sum(sum(p.cpu_times()[:2]) for p in servers)
+    collector = Collector(job)
+    t0 = time.perf_counter()
+    summary = await collector.run()
+    wall = time.perf_counter() - t0
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    srv = sum(sum(p.cpu_times()[:2]) for p in servers) - srv0
+    turns = summary.stats.turns
+    assert os.environ.get("BENCH_NO_CHECK") or summary.counts == {"success": episodes}, summary.counts
+    return {"concurrency": concurrency, "episodes": episodes, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
+            "cpu_ms_per_turn": cpu * 1000 / turns, "server_ms_per_turn": srv * 1000 / turns, "rss_mb": proc.memory_info().rss / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--concurrency", default="1,100,1000")
+    ap.add_argument("--episodes", default="", help="episodes per row (default: 300 at 1 in flight, else 3 × concurrency)")
+    ap.add_argument("--env-service", action="store_true", help="use the real env service (create_app/uvicorn) for the env")
+    ap.add_argument("--serve", nargs=2, type=int, metavar=("MODEL_PORT", "ENV_PORT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return
+    import uvloop
+
+    levels = [int(x) for x in args.concurrency.split(",")]
+    counts = [int(x) for x in args.episodes.split(",")] if args.episodes else [300 if c == 1 else 3 * c for c in levels]
+    model_port, env_port = _free_port(), _free_port()
+    procs = [subprocess.Popen([sys.executable, __file__, "--serve", str(model_port), str(env_port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL)]
+    env_url = f"http://127.0.0.1:{env_port}"
+    if args.env_service:
+        env_port = _free_port()
+        env_url = f"http://127.0.0.1:{env_port}"
+        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "bench.bench_collector:LightEnv",
+                                       "--port", str(env_port), "--max-sessions", "8192"], cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+    model_url = f"http://127.0.0.1:{model_port}"
+    try:
+        _wait_http(model_url + "/v1/models")
+        _wait_http(env_url + "/healthz")
+        print(f"machine: {os.cpu_count()} cores; {TURNS} turns/episode; env: "
+              f"{'env service (create_app, uvicorn)' if args.env_service else 'light aiohttp env'}; store: SQLite (WAL)")
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"{'in flight':>9} {'episodes':>8} {'turns':>7} {'wall s':>7} {'turns/s':>8} {'collector ms/turn':>17} "
+              f"{'servers ms/turn':>15} {'RSS MB':>7} {'bare req/s':>10} {'bare ms/req':>11}")
+        servers = [psutil.Process(p.pid) for p in procs]
+        with tempfile.TemporaryDirectory() as tmp:
+            for c, n in zip(levels, counts):
+                row = uvloop.run(collect_once(env_url, model_url, c, n, str(Path(tmp) / f"bench-{c}.db"), servers))
+                bare, bare_cpu = uvloop.run(bare_client(model_url, c, max(2000, 2 * c)))
+                print(f"{c:>9} {n:>8} {row['turns']:>7} {row['wall_s']:>7.2f} {row['turns_per_s']:>8.0f} "
+                      f"{row['cpu_ms_per_turn']:>17.3f} {row['server_ms_per_turn']:>15.3f} {row['rss_mb']:>7.0f} "
+                      f"{bare:>10.0f} {bare_cpu:>11.3f}", flush=True)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""`trajgym collect | runs | show | eval`: the collector's commands on the main typer app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from collector.config import EnvNotResolved, Extras, Policy, PromptFormat, SplitChoice, build_job
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.new_event_loop()
+
+
+def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def collect(
+    env: Annotated[str | None, typer.Option("--env", help="env service URL, or a name with TRAJGYM_ENV_URL_<NAME> set")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="OpenAI-compatible server URL (…/v1 or root)")] = None,
+    policy: Annotated[Policy | None, typer.Option("--policy", help="model or expert")] = None,
+    split: Annotated[SplitChoice | None, typer.Option("--split", help="train, dev, test or all")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="samples per task")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="episodes in flight")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL or SQLite file")] = None,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="name of the run in the store")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue (or join) the run; same config hash required")] = False,
+    job: Annotated[Path | None, typer.Option("--job", help="YAML or TOML job file; flags override it")] = None,
+    max_turns: Annotated[int | None, typer.Option("--max-turns", help="turn limit (default: the env's)")] = None,
+    prompt_format: Annotated[PromptFormat | None, typer.Option("--prompt-format", help="react or tools")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="first N tasks of the selection")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="model id (default: first of /v1/models)")] = None,
+    extras: Annotated[Extras | None, typer.Option("--extras", help="vLLM token ids + logprobs: auto, on, off")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no live progress bar")] = False,
+) -> None:
+    """Collect trajectories: a policy (model or expert) against an env service, stored per turn."""
+    from collector.display import make_progress, progress_line, summary_table
+    from collector.engine import Collector, JobError
+    from collector.store import ConfigMismatch, RunExists
+
+    console = Console(stderr=False)
+    overrides = {"env": env, "model": model, "policy": policy, "split": split, "samples": samples,
+                 "concurrency": concurrency, "store": store, "run_name": run_name, "max_turns": max_turns,
+                 "prompt_format": prompt_format, "limit": limit, "model_name": model_name, "extras": extras}
+    try:
+        cfg = build_job(job, overrides)
+    except (ValidationError, ValueError, OSError) as err:
+        raise _fail(console, f"invalid job: {err}") from err
+    if cfg.api_key is None and os.environ.get("OPENAI_API_KEY"):
+        cfg.api_key = os.environ["OPENAI_API_KEY"]
+    collector = Collector(cfg, resume=resume)
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_signal() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                console.print("[red]second interrupt: exiting now (held claims expire with their lease)[/red]")
+                os._exit(130)
+            console.print("[yellow]stopping: releasing in-flight episodes (Ctrl-C again to quit at once)[/yellow]")
+            collector.request_stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        run_task = asyncio.create_task(collector.run())
+        if quiet:
+            return await run_task
+        with make_progress(console) as progress:
+            bar = progress.add_task(cfg.run_name, total=None, line="starting")
+            while not run_task.done():
+                s = collector.stats
+                if s.total:
+                    progress.update(bar, total=s.total, completed=s.already_done + s.done, line=progress_line(s))
+                await asyncio.wait({run_task}, timeout=0.25)
+            s = collector.stats
+            progress.update(bar, total=s.total or 1, completed=s.already_done + s.done, line=progress_line(s))
+        return await run_task
+
+    try:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            summary = runner.run(main())
+    except (RunExists, ConfigMismatch, JobError, EnvNotResolved) as err:
+        raise _fail(console, str(err)) from err
+    except Exception as err:  # infra failures before collection starts: say what, exit non-zero
+        from clients.errors import EnvClientError
+        from collector.model_client import ModelError
+
+        if isinstance(err, (EnvClientError, ModelError)):
+            raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
+        raise
+    console.print(summary_table(summary))  # type: ignore[arg-type]
+    infra = summary.counts.get("infra_error", 0)  # type: ignore[attr-defined]
+    if infra:
+        console.print(f"[yellow]{infra} episodes ended as infra errors (not scored): run the same command with "
+                      f"--resume to retry them[/yellow]")
+    if summary.stopped:  # type: ignore[attr-defined]
+        raise typer.Exit(130)
+
+
+def runs(store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")]) -> None:
+    """List the runs of a store with their episode counts."""
+    from collector.display import runs_table
+    from collector.store import Store
+
+    s = Store(store)
+    try:
+        Console().print(runs_table(s.list_runs()))
+    finally:
+        s.close()
+
+
+def show(
+    run: Annotated[str, typer.Argument(help="run name")],
+    store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")],
+    episode: Annotated[int | None, typer.Option("--episode", help="episode id (see the table); default: the first finished")] = None,
+    list_episodes: Annotated[bool, typer.Option("--list", help="list the run's episodes instead")] = False,
+) -> None:
+    """Print a run's trajectory (one episode, every turn) or its episode list."""
+    from collector.display import episodes_table, print_trajectory
+    from collector.store import RunNotFound, Store
+
+    console = Console()
+    s = Store(store)
+    try:
+        try:
+            r = s.get_run(run)
+        except RunNotFound as err:
+            raise _fail(console, str(err)) from err
+        eps = s.episodes(r["id"])
+        if list_episodes:
+            console.print(episodes_table(eps))
+            return
+        chosen = [e for e in eps if e["id"] == episode] if episode is not None else [e for e in eps if e["status"] == "done"][:1]
+        if not chosen:
+            raise _fail(console, f"run {run!r} has no episode {episode}" if episode is not None else f"run {run!r} has no finished episode yet")
+        print_trajectory(console, chosen[0], s.turns(chosen[0]["id"]))
+    finally:
+        s.close()
+
+
+def eval_run(
+    run: Annotated[str, typer.Argument(help="run name")],
+    store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Score a run per env and split (infra errors excluded from denominators)."""
+    from collector.display import scores_table
+    from collector.scoring import score_run
+    from collector.store import RunNotFound, Store
+
+    console = Console()
+    s = Store(store)
+    try:
+        try:
+            r = s.get_run(run)
+        except RunNotFound as err:
+            raise _fail(console, str(err)) from err
+        scores = score_run(s, r["id"])
+        if as_json:
+            sys.stdout.write(json.dumps({"run": run, "scores": [x.model_dump() for x in scores]}, indent=2) + "\n")
+        else:
+            console.print(scores_table(run, scores))
+    finally:
+        s.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("eval")(eval_run)

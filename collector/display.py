@@ -1,0 +1,105 @@
+"""Rich rendering for the collector CLI: live progress, run summary, runs list, trajectories, scores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from collector.engine import RunSummary
+from collector.scoring import SplitScore
+from collector.stats import Stats
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[line]}"), console=console, transient=False, refresh_per_second=4)
+
+
+def progress_line(stats: Stats) -> str:
+    rate = stats.success_rate
+    succ = f"{rate:.1%}" if rate is not None else "–"
+    return (f"success {succ} · {stats.turns / stats.elapsed:,.0f} turns/s · {stats.tokens / stats.elapsed:,.0f} tok/s"
+            f" · errors {stats.errors} (infra {stats.outcomes.get('infra_error', 0)}, retries {stats.infra_retries})")
+
+
+def summary_table(summary: RunSummary) -> Table:
+    s = summary.stats
+    table = Table(title=f"run {summary.run_name} (id {summary.run_id})" + (" — stopped" if summary.stopped else ""))
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("episodes this process", str(s.done))
+    for outcome in ("success", "failure", "truncated", "policy_error", "infra_error"):
+        table.add_row(f"  {outcome}", str(s.outcomes.get(outcome, 0)))
+    table.add_row("success rate (scored)", f"{s.success_rate:.1%}" if s.success_rate is not None else "–")
+    table.add_row("env turns", str(s.turns))
+    table.add_row("tokens", str(s.tokens))
+    table.add_row("elapsed", f"{s.elapsed:.1f} s")
+    table.add_row("turns/s", f"{s.turns / s.elapsed:,.1f}")
+    table.add_row("run total (stored)", ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())))
+    return table
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    table = Table(title="runs")
+    for col in ("id", "name", "env", "policy", "format", "model", "episodes", "status", "created"):
+        table.add_column(col)
+    for r in runs:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))
+        table.add_row(str(r["id"]), escape(r["name"]), r["env"], r["policy"], r["prompt_format"], r["model"] or "–",
+                      str(r["total_episodes"]), counts, str(r["created_at"])[:19])
+    return table
+
+
+def episodes_table(episodes: list[dict[str, Any]], limit: int = 200) -> Table:
+    table = Table(title=f"episodes (first {min(limit, len(episodes))} of {len(episodes)})")
+    for col in ("episode", "task", "split", "sample", "status", "outcome", "reward", "turns", "attempt", "error"):
+        table.add_column(col)
+    for e in episodes[:limit]:
+        table.add_row(str(e["id"]), escape(e["task_id"]), e["split"], str(e["sample"]), e["status"], e["outcome"] or "–",
+                      "–" if e["reward"] is None else f"{e['reward']:.3g}", str(e["turns"] if e["turns"] is not None else "–"),
+                      str(e["attempt"]), escape((e["error"] or "")[:60]))
+    return table
+
+
+def print_trajectory(console: Console, episode: dict[str, Any], turns: list[dict[str, Any]]) -> None:
+    head = (f"episode {episode['id']} · task {episode['task_id']} ({episode['split']}) · sample {episode['sample']} · "
+            f"{episode['outcome'] or episode['status']} · reward {episode['reward']} · turns {episode['turns']}")
+    console.print(Panel(Text(head), style="bold"))
+    for t in turns:
+        body = t["content"] or ""
+        if t["tool_calls"]:
+            body += ("\n" if body else "") + "tool calls: " + json.dumps(t["tool_calls"])
+        meta = []
+        if t["reward"] is not None:
+            meta.append(f"reward {t['reward']}")
+        if t["latency_ms"] is not None:
+            meta.append(f"{t['latency_ms']:.1f} ms")
+        if t["completion_tokens"] is not None:
+            meta.append(f"{t['prompt_tokens']}+{t['completion_tokens']} tok")
+        if t["token_ids"] is not None:
+            meta.append(f"{len(t['token_ids'])} token ids")
+        console.print(Panel(Text(body), title=escape(f"[{t['idx']}] {t['role']}"), subtitle=" · ".join(meta) or None,
+                            title_align="left"))
+
+
+def scores_table(run_name: str, scores: list[SplitScore]) -> Table:
+    table = Table(title=f"eval {run_name}")
+    for col in ("env", "split", "episodes", "success_rate", "mean_reward", "mean_progress", "mean_turns", "failure",
+                "truncated", "policy_error", "infra_errors", "unfinished"):
+        table.add_column(col)
+
+    def f(x: float | None, pct: bool = False) -> str:
+        return "–" if x is None else (f"{x:.1%}" if pct else f"{x:.3f}")
+
+    for s in scores:
+        table.add_row(s.env, s.split, str(s.episodes), f(s.success_rate, True), f(s.mean_reward), f(s.mean_progress),
+                      f(s.mean_turns), str(s.failures), str(s.truncated), str(s.policy_errors), str(s.infra_errors),
+                      str(s.unfinished))
+    return table

@@ -1,0 +1,219 @@
+"""The collection engine: one asyncio loop, N episodes in flight, claims and commits through the store.
+
+Tasks of one process: a claimer (claims pending episodes in batches into a bounded
+queue), N workers (one episode at a time each, no thread per episode), a writer
+(commits finished episodes with their turns in batched transactions, each episode
+all-or-nothing), and a heartbeat (renews the leases of held claims). Model and env
+calls are bounded by one semaphore per endpoint (`ModelClient`, `EnvLink`).
+`request_stop()` (Ctrl-C) stops claiming, cancels episodes in flight, commits what
+finished and releases every other claim back to pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.config import JobConfig, Policy, resolve_env_url
+from collector.envlink import EnvLink
+from collector.episode import EpisodeContext, run_episode
+from collector.model_client import ModelClient
+from collector.stats import Stats
+from collector.store import AsyncStore, ClaimedEpisode, EpisodeRecord, Store, worker_id
+from collector.store.engine import safe_url
+
+log = logging.getLogger("trajgym.collector")
+
+
+class JobError(Exception):
+    """The job cannot run as configured (no expert, unknown task ids, empty selection)."""
+
+
+@dataclass
+class RunSummary:
+    run_name: str
+    run_id: int
+    created: bool
+    worker: str
+    stats: Stats
+    counts: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False
+    requeued: dict[str, int] = field(default_factory=dict)
+
+
+class Collector:
+    def __init__(self, job: JobConfig, *, resume: bool = False, worker: str | None = None) -> None:
+        self.job = job
+        self.resume = resume
+        self.worker = worker or worker_id()
+        self.stats = Stats()
+        self._stop = asyncio.Event()
+        self._held: set[int] = set()
+        self._fatal: BaseException | None = None
+        self.run_id: int | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _select_tasks(self, env: EnvLink) -> list[tuple[str, str]]:
+        job = self.job
+        split = None if job.split.value == "all" else job.split.value
+        tasks = await env.task_list(split)
+        if job.task_ids is not None:
+            known = dict(tasks)
+            missing = [t for t in job.task_ids if t not in known]
+            if missing:
+                raise JobError(f"unknown task ids in split {job.split.value}: {missing[:10]}")
+            tasks = [(t, known[t]) for t in job.task_ids]
+        if job.limit is not None:
+            tasks = tasks[: job.limit]
+        if not tasks:
+            raise JobError(f"no tasks selected (split {job.split.value})")
+        return tasks
+
+    async def run(self) -> RunSummary:
+        job = self.job
+        env = EnvLink(resolve_env_url(job.env), concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
+        model: ModelClient | None = None
+        store: AsyncStore | None = None
+        try:
+            info = await env.info()
+            if job.policy is Policy.expert and not info.has_expert:
+                raise JobError(f"env {info.name} has no expert")
+            model_name = None
+            if job.policy is Policy.model:
+                assert job.model is not None
+                model = ModelClient(job.model, model_name=job.model_name, api_key=job.api_key, timeout=job.model_timeout,
+                                    concurrency=job.model_concurrency or job.concurrency, retries=job.model_retries,
+                                    backoff=job.retry_backoff, extras=job.extras)
+                model_name = await model.resolve_model_name()
+            tasks = await self._select_tasks(env)
+            store = AsyncStore(await asyncio.to_thread(Store, job.store))
+            config = job.model_dump(mode="json")
+            config["store"] = safe_url(job.store)
+            config["model_name"] = model_name
+            run, created = await store.open_run(
+                job.run_name, config, job.config_hash(info.name, model_name), env=info.name, model=model_name,
+                policy=job.policy.value, prompt_format=job.prompt_format.value, tasks=tasks, samples=job.samples,
+                resume=self.resume)
+            self.run_id = run["id"]
+            requeued = await store.requeue(run["id"]) if not created else {}
+            before = await store.progress(run["id"])
+            self.stats.total = run["total_episodes"]
+            self.stats.already_done = sum(n for k, n in before.items() if k not in ("pending", "claimed"))
+            ctx = EpisodeContext(job=job, env=env, info=info, model=model, model_name=model_name, stats=self.stats)
+            await self._collect(store, ctx, run["id"])
+            counts = await store.progress(run["id"])
+            return RunSummary(run_name=job.run_name, run_id=run["id"], created=created, worker=self.worker,
+                              stats=self.stats, counts=counts, stopped=self.stopping, requeued=requeued)
+        finally:
+            await env.aclose()
+            if model is not None:
+                await model.aclose()
+            if store is not None:
+                await asyncio.to_thread(store.store.close)
+                store.shutdown()
+
+    async def _collect(self, store: AsyncStore, ctx: EpisodeContext, run_id: int) -> None:
+        job = self.job
+        batch = min(max(job.concurrency, 16), 256)  # claims per transaction; small runs prefetch a few
+        queue: asyncio.Queue[ClaimedEpisode | None] = asyncio.Queue()
+        results: asyncio.Queue[EpisodeRecord | None] = asyncio.Queue()
+        low_water = asyncio.Event()  # set when the queue of claimed episodes is half empty
+
+        async def claimer() -> None:
+            while not self.stopping:
+                while queue.qsize() > batch // 2:
+                    low_water.clear()
+                    await low_water.wait()
+                claimed = await store.claim(run_id, self.worker, batch - queue.qsize(), job.lease_seconds)
+                if not claimed:
+                    break
+                self._held.update(c.id for c in claimed)
+                for c in claimed:
+                    queue.put_nowait(c)
+            for _ in range(job.concurrency):  # not reached when cancelled: the workers are cancelled too
+                queue.put_nowait(None)
+
+        async def worker() -> None:
+            while True:
+                item = await queue.get()
+                if queue.qsize() <= batch // 2:
+                    low_water.set()
+                if item is None or self.stopping:
+                    return
+                record = await run_episode(ctx, item)
+                await results.put(record)
+
+        async def writer() -> None:
+            final = False
+            while not final:
+                first = await results.get()
+                if first is None:
+                    return
+                records = [first]
+                while not results.empty() and len(records) < 512:
+                    nxt = results.get_nowait()
+                    if nxt is None:
+                        final = True
+                        break
+                    records.append(nxt)
+                written = set(await store.commit(records, self.worker))
+                for rec in records:
+                    self._held.discard(rec.episode_id)
+                    if rec.episode_id in written:
+                        self.stats.record(rec.outcome, rec.success)
+                    else:
+                        log.warning("episode %d: claim lost before commit; not written", rec.episode_id)
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(max(job.lease_seconds / 3, 0.05))
+                if self._held:
+                    try:
+                        await store.heartbeat(run_id, self.worker, job.lease_seconds)
+                    except Exception as err:  # a missed beat only shortens the lease; the next one may succeed
+                        log.warning("lease heartbeat failed: %s", err)
+
+        writer_task = asyncio.create_task(writer())
+        hb_task = asyncio.create_task(heartbeat())
+        claim_task = asyncio.create_task(claimer())
+        workers = [asyncio.create_task(worker()) for _ in range(job.concurrency)]
+        stop_task = asyncio.create_task(self._stop.wait())
+        try:
+            pending: set[asyncio.Task[Any]] = set(workers) | {writer_task, hb_task, claim_task}
+            while True:
+                done, _ = await asyncio.wait(pending | {stop_task}, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t is not stop_task and not t.cancelled() and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+                pending -= done
+                if stop_task in done:
+                    break
+                if not any(w in pending for w in workers) and claim_task.done():
+                    break
+        finally:
+            claim_task.cancel()
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(claim_task, *workers, return_exceptions=True)
+            if not writer_task.done():
+                await results.put(None)
+                with contextlib.suppress(Exception):
+                    await writer_task
+            hb_task.cancel()
+            stop_task.cancel()
+            await asyncio.gather(hb_task, stop_task, return_exceptions=True)
+            if self._held:
+                try:
+                    await store.release(sorted(self._held), self.worker)
+                except Exception as err:  # the claims stay leased and expire; resume also frees dead local workers
+                    log.warning("could not release %d claims: %s", len(self._held), err)
+                self._held.clear()

@@ -1,0 +1,273 @@
+"""One episode: open a session, alternate policy and env until an outcome, close the session.
+
+Every message of the conversation becomes a `TurnRecord` (system, user, assistant,
+tool), so the stored turns are exactly what the model saw and said. An
+infrastructure failure discards the attempt (its turns are never stored) and the
+episode is tried again with backoff, up to `max_attempts`; after that it is
+recorded as `infra_error` with no reward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clients.errors import EnvRequestError, EnvUnavailable, InvalidAction
+from collector.config import JobConfig, Policy, PromptFormat
+from collector.envlink import EnvLink
+from collector.model_client import ChatResult, ContextExceeded, ModelClient, ModelError
+from collector.outcomes import InfraFailure, Outcome
+from collector.prompts import (
+    ParseFailure,
+    observation_text,
+    parse_react,
+    parse_tool_call,
+    react_system_prompt,
+    tools_system_prompt,
+)
+from collector.stats import Stats
+from collector.store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
+from envs.types import EnvInfo, ToolCall
+from services.schemas import StepResponse
+
+
+@dataclass
+class EpisodeContext:
+    job: JobConfig
+    env: EnvLink
+    info: EnvInfo
+    model: ModelClient | None
+    model_name: str | None
+    stats: Stats
+
+    @property
+    def max_turns(self) -> int:
+        return self.job.max_turns or self.info.max_turns
+
+
+class _Ended(Exception):
+    def __init__(self, outcome: Outcome, error: str | None = None) -> None:
+        self.outcome = outcome
+        self.error = error
+
+
+class Rollout:
+    """State of one attempt."""
+
+    def __init__(self, ctx: EpisodeContext) -> None:
+        self.ctx = ctx
+        self.messages: list[dict[str, Any]] = []
+        self.records: list[TurnRecord] = []
+        self.step = 0
+        self.reward = 0.0
+        self.success: bool | None = None
+        self.progress: float | None = None
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.model_time = 0.0
+        self.env_time = 0.0
+        self.parse_failures = 0
+        self.error: str | None = None
+        self.tools_format = ctx.job.policy is Policy.model and ctx.job.prompt_format is PromptFormat.tools
+
+    def add(self, message: dict[str, Any], record: TurnRecord) -> None:
+        self.messages.append(message)
+        self.records.append(record)
+
+    # ----- the loop -----------------------------------------------------------------
+    async def run(self, task_id: str) -> Outcome:
+        ctx = self.ctx
+        try:
+            created, dt = await ctx.env.create(task_id)
+        except EnvUnavailable as err:
+            raise InfraFailure(f"env create: {err}") from err
+        except EnvRequestError as err:
+            raise InfraFailure(f"env refused session for {task_id!r}: {err.status} {err}") from err
+        self.env_time += dt
+        session = created.session_id
+        try:
+            system = tools_system_prompt(ctx.info) if self.tools_format else react_system_prompt(ctx.info)
+            self.add({"role": "system", "content": system}, TurnRecord(step=0, role="system", content=system))
+            first = observation_text(created.observation, created.valid_actions, created.instruction)
+            self.add({"role": "user", "content": first},
+                     TurnRecord(step=0, role="user", content=first, observation=created.observation))
+            while True:
+                if self.step >= ctx.max_turns:
+                    return Outcome.truncated
+                try:
+                    if ctx.job.policy is Policy.expert:
+                        result = await self._expert_turn(session)
+                    else:
+                        result = await self._model_turn(session)
+                except _Ended as end:
+                    self.error = end.error
+                    return end.outcome
+                if result is None:
+                    continue
+                if result.done:
+                    if result.truncated:
+                        return Outcome.truncated
+                    success = result.info.get("success")
+                    self.success = bool(success) if success is not None else result.reward > 0
+                    return Outcome.success if self.success else Outcome.failure
+        finally:
+            try:
+                await asyncio.shield(ctx.env.close(session))
+            except Exception:  # best effort: the service reaps idle sessions by TTL
+                pass
+
+    async def _env_step(self, session: str, action: str | ToolCall) -> StepResponse:
+        try:
+            result, dt = await self.ctx.env.step(session, action)
+        except EnvUnavailable as err:
+            raise InfraFailure(f"env step: {err}") from err
+        except InvalidAction:
+            raise
+        except EnvRequestError as err:
+            # 404 (session lost: service restarted or reaped) / 409 / 429: the env side broke, not the policy.
+            raise InfraFailure(f"env step refused: {err.status} {err}") from err
+        self.env_time += dt
+        self.step += 1
+        self.ctx.stats.turns += 1
+        self.reward += result.reward
+        if result.progress is not None:
+            self.progress = result.progress
+        return result
+
+    def _observe(self, result: StepResponse, action: str, tool_call_id: str | None) -> None:
+        text = observation_text(result.observation, None if result.done else result.valid_actions)
+        if tool_call_id is not None:
+            msg: dict[str, Any] = {"role": "tool", "tool_call_id": tool_call_id, "content": text}
+            role = "tool"
+        else:
+            msg = {"role": "user", "content": text}
+            role = "user"
+        self.add(msg, TurnRecord(step=self.step, role=role, content=text, tool_call_id=tool_call_id, action=action,
+                                 observation=result.observation, reward=result.reward, done=result.done))
+
+    async def _expert_turn(self, session: str) -> StepResponse:
+        try:
+            action, dt = await self.ctx.env.expert(session)
+        except EnvUnavailable as err:
+            raise InfraFailure(f"env expert: {err}") from err
+        except EnvRequestError as err:
+            raise InfraFailure(f"env expert refused: {err.status} {err}") from err
+        self.env_time += dt
+        content = f"Action: {action}"
+        self.add({"role": "assistant", "content": content},
+                 TurnRecord(step=self.step + 1, role="assistant", content=content, action=action,
+                            latency_ms=dt * 1000.0))
+        result = await self._env_step(session, action)
+        self._observe(result, action, None)
+        return result
+
+    async def _chat(self) -> ChatResult:
+        ctx = self.ctx
+        assert ctx.model is not None
+        tools = ctx.info.tools if self.tools_format else None
+        t0 = time.perf_counter()
+        try:
+            reply = await ctx.model.chat(self.messages, ctx.job.sampling, tools)
+        except ContextExceeded as err:
+            raise _Ended(Outcome.truncated, str(err)) from err
+        except ModelError as err:
+            raise InfraFailure(f"model: {err}") from err
+        self.model_time += time.perf_counter() - t0
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+        ctx.stats.tokens += reply.prompt_tokens + reply.completion_tokens
+        return reply
+
+    def _feedback(self, message: str, tool_call_id: str | None) -> None:
+        self.parse_failures += 1
+        if self.parse_failures > self.ctx.job.max_parse_retries:
+            raise _Ended(Outcome.policy_error, message)
+        if tool_call_id is not None:
+            self.add({"role": "tool", "tool_call_id": tool_call_id, "content": message},
+                     TurnRecord(step=self.step, role="tool", content=message, tool_call_id=tool_call_id))
+        else:
+            self.add({"role": "user", "content": message}, TurnRecord(step=self.step, role="user", content=message))
+
+    async def _model_turn(self, session: str) -> StepResponse | None:
+        reply = await self._chat()
+        keep = self.ctx.job.store_prompt_token_ids
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content or ""}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        self.add(message, TurnRecord(
+            step=self.step + 1, role="assistant", content=reply.content, tool_calls=reply.tool_calls,
+            prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+            finish_reason=reply.finish_reason, token_ids=reply.token_ids,
+            prompt_token_ids=reply.prompt_token_ids if keep else None, logprobs=reply.logprobs,
+            latency_ms=reply.latency_ms))
+        budget = self.ctx.job.max_episode_tokens
+        if budget is not None and reply.prompt_tokens + reply.completion_tokens >= budget:
+            raise _Ended(Outcome.truncated, f"episode reached {budget} tokens")
+        extra_ids = [c.get("id") for c in (reply.tool_calls or [])[1:]]
+        call_id: str | None = None
+        action: str | ToolCall
+        try:
+            if self.tools_format:
+                if reply.tool_calls:
+                    call_id = reply.tool_calls[0].get("id") or "call_0"
+                action, _ = parse_tool_call(reply.tool_calls)
+            else:
+                action = parse_react(reply.content)
+        except ParseFailure as err:
+            self._answer_extra_calls(extra_ids)
+            self._feedback(str(err), call_id)
+            return None
+        try:
+            result = await self._env_step(session, action)
+        except InvalidAction as err:
+            self._answer_extra_calls(extra_ids)
+            self._feedback(f"Invalid action: {err.detail}", call_id)
+            return None
+        self.parse_failures = 0
+        text = action.model_dump_json() if isinstance(action, ToolCall) else action
+        self._observe(result, text, call_id)
+        self._answer_extra_calls(extra_ids)
+        return result
+
+    def _answer_extra_calls(self, ids: list[Any]) -> None:
+        for cid in ids:
+            if cid:
+                text = "Not executed: one tool call per turn."
+                self.add({"role": "tool", "tool_call_id": cid, "content": text},
+                         TurnRecord(step=self.step, role="tool", content=text, tool_call_id=cid))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_episode(ctx: EpisodeContext, claimed: ClaimedEpisode) -> EpisodeRecord:
+    """Run one claimed episode to a typed outcome, retrying infrastructure failures with backoff."""
+    job = ctx.job
+    started = _now()
+    t0 = time.perf_counter()
+    last_error = ""
+    for attempt in range(1, job.max_attempts + 1):
+        rollout = Rollout(ctx)
+        try:
+            outcome = await rollout.run(claimed.task_id)
+        except InfraFailure as err:
+            last_error = str(err)
+            if attempt < job.max_attempts:
+                ctx.stats.infra_retries += 1
+                await asyncio.sleep(job.retry_backoff * 2 ** (attempt - 1))
+            continue
+        return EpisodeRecord(
+            episode_id=claimed.id, outcome=outcome.value, attempt=claimed.attempt + attempt, reward=rollout.reward,
+            success=bool(rollout.success) if outcome is not Outcome.success else True,
+            progress=rollout.progress, turns=rollout.step, prompt_tokens=rollout.prompt_tokens,
+            completion_tokens=rollout.completion_tokens, model=ctx.model_name, started_at=started,
+            finished_at=_now(), duration_s=time.perf_counter() - t0, model_time_s=rollout.model_time,
+            env_time_s=rollout.env_time, error=rollout.error, messages=rollout.records)
+    return EpisodeRecord(
+        episode_id=claimed.id, outcome=Outcome.infra_error.value, attempt=claimed.attempt + job.max_attempts,
+        reward=None, success=None, progress=None, turns=0, model=ctx.model_name, started_at=started,
+        finished_at=_now(), duration_s=time.perf_counter() - t0, error=last_error[:4000], messages=[])

@@ -1,0 +1,103 @@
+"""Store tests: migrations match the models, claims never overlap, leases, lost claims, run identity."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from collector.store import ConfigMismatch, EpisodeRecord, RunExists, Store, TurnRecord
+from collector.store.models import Base, Episode
+
+
+def _open(store: Store, name: str = "r", n_tasks: int = 5, samples: int = 2, resume: bool = False, h: str = "h1"):
+    return store.open_run(name, {"x": 1}, h, env="counter", model="m", policy="model", prompt_format="react",
+                          tasks=[(f"t{i}", "test") for i in range(n_tasks)], samples=samples, resume=resume)
+
+
+def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001_initial"
+    assert set(inspect(store.engine).get_table_names()) >= {"runs", "episodes", "turns"}
+    Store(str(tmp_path / "s.db"))  # opening again is a no-op upgrade
+
+
+def test_open_run_and_resume_rules(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    run, created = _open(store)
+    assert created and run["total_episodes"] == 10 and len(store.episodes(run["id"])) == 10
+    with pytest.raises(RunExists):
+        _open(store)
+    with pytest.raises(ConfigMismatch):
+        _open(store, resume=True, h="other")
+    again, created = _open(store, resume=True)
+    assert not created and again["id"] == run["id"] and len(store.episodes(run["id"])) == 10
+    with pytest.raises(IntegrityError):  # unique (run, task, sample)
+        with store.engine.begin() as conn:
+            conn.execute(Episode.__table__.insert(), {"run_id": run["id"], "env": "counter", "split": "test", "task_id": "t0",
+                                                      "sample": 0, "attempt": 0, "claims": 0, "status": "pending"})
+
+
+def test_concurrent_claims_never_overlap(tmp_path: Path) -> None:
+    url = str(tmp_path / "s.db")
+    run, _ = _open(Store(url), n_tasks=50, samples=4)
+    got: dict[str, list[int]] = {}
+
+    def claimer(name: str) -> None:
+        store = Store(url, migrate=False)
+        mine: list[int] = []
+        while batch := store.claim(run["id"], name, 7, 60.0):
+            mine.extend(c.id for c in batch)
+        got[name] = mine
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for ids in got.values() for i in ids]
+    assert len(all_ids) == 200 and len(set(all_ids)) == 200
+    rows = Store(url, migrate=False).episodes(run["id"])
+    assert all(r["status"] == "claimed" and r["claims"] == 1 for r in rows)
+    assert {r["worker"] for r in rows} == {name for name, ids in got.items() if ids}
+
+
+def test_expired_lease_is_reclaimed_and_loser_cannot_commit(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    run, _ = _open(store, n_tasks=1, samples=1)
+    (first,) = store.claim(run["id"], "a", 10, lease_s=-1.0)  # lease already over
+    (second,) = store.claim(run["id"], "b", 10, lease_s=60.0)
+    assert first.id == second.id and store.claim(run["id"], "c", 10, 60.0) == []
+    rec = EpisodeRecord(episode_id=first.id, outcome="success", attempt=1, reward=1.0, success=True,
+                        messages=[TurnRecord(step=0, role="system", content="s")])
+    assert store.commit([rec], "a") == []          # a lost its claim: nothing written
+    assert store.commit([rec], "b") == [first.id]  # b holds it
+    assert store.commit([rec], "b") == []          # never twice
+    (row,) = store.episodes(run["id"])
+    assert (row["status"], row["worker"], row["claims"], row["outcome"]) == ("done", "b", 2, "success")
+    assert len(store.turns(first.id)) == 1
+
+
+def test_requeue_dead_local_worker_and_infra_errors(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    run, _ = _open(store, n_tasks=3, samples=1)
+    import socket
+
+    dead = f"{socket.gethostname()}:999999:1"  # no such pid
+    remote = "elsewhere:1:1"                     # another host: left to its lease
+    a, b, c = store.claim(run["id"], dead, 1, 600)[0], store.claim(run["id"], remote, 1, 600)[0], store.claim(run["id"], "x", 1, 600)[0]
+    store.commit([EpisodeRecord(episode_id=c.id, outcome="infra_error", attempt=3, error="boom")], "x")
+    assert store.requeue(run["id"]) == {"released": 1, "requeued": 1}
+    by_id = {r["id"]: r for r in store.episodes(run["id"])}
+    assert by_id[a.id]["status"] == "pending" and by_id[b.id]["status"] == "claimed"
+    assert by_id[c.id]["status"] == "pending" and by_id[c.id]["outcome"] is None and by_id[c.id]["attempt"] == 3
+    assert store.heartbeat(run["id"], remote, 600) == 1
+    assert store.release([b.id], remote) == 1

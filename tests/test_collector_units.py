@@ -1,0 +1,93 @@
+"""Unit tests of the collector's pure parts: action parsing, completion parsing, job config, env resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from collector.config import EnvNotResolved, JobConfig, build_job, resolve_env_url
+from collector.model_client import ModelUnavailable, api_base, parse_completion
+from collector.prompts import ParseFailure, parse_react, parse_tool_call, react_system_prompt
+from envs.types import EnvInfo
+
+
+def test_parse_react_takes_text_after_last_action() -> None:
+    assert parse_react("Thought: go.\nAction: search[red shoes]") == "search[red shoes]"
+    assert parse_react("Action: add[1]\nThought: no wait\nAction: add[2]\nObservation: fake") == "add[2]"
+    assert parse_react("Thought: sql\nAction: execute[SELECT *\nFROM t]") == "execute[SELECT *\nFROM t]"
+    assert parse_react("action:  `click[Buy]` ") == "click[Buy]"
+
+
+@pytest.mark.parametrize("text", [None, "", "Thought: hmm", "Thought: x\nAction:   \nObservation: y"])
+def test_parse_react_failures(text: str | None) -> None:
+    with pytest.raises(ParseFailure):
+        parse_react(text)
+
+
+def test_parse_tool_call() -> None:
+    call, cid = parse_tool_call([{"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"amount": "3"}'}},
+                                 {"id": "c2", "function": {"name": "finish", "arguments": "{}"}}])
+    assert (call.name, call.arguments, cid) == ("add", {"amount": "3"}, "c1")
+    for bad in (None, [], [{"function": {"name": "add", "arguments": "{oops"}}], [{"function": {"name": "", "arguments": "{}"}}],
+                [{"function": {"name": "add", "arguments": "[1]"}}]):
+        with pytest.raises(ParseFailure):
+            parse_tool_call(bad)
+
+
+def test_parse_completion_vllm_extras() -> None:
+    body = {"choices": [{"message": {"content": "Action: a"}, "finish_reason": "stop", "token_ids": [5, 6],
+                         "logprobs": {"content": [{"token": "Action", "logprob": -0.5}, {"token": ": a", "logprob": -1.25}]}}],
+            "prompt_token_ids": [1, 2, 3], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    r = parse_completion(body, 12.5)
+    assert (r.content, r.finish_reason, r.token_ids, r.prompt_token_ids, r.logprobs) == ("Action: a", "stop", [5, 6], [1, 2, 3], [-0.5, -1.25])
+    assert (r.prompt_tokens, r.completion_tokens, r.latency_ms) == (3, 2, 12.5)
+    # older vLLM: return_tokens_as_token_ids puts "token_id:N" in the logprobs tokens
+    body = {"choices": [{"message": {"content": "x"}, "logprobs": {"content": [{"token": "token_id:42", "logprob": -0.1}]}}]}
+    r = parse_completion(body, 1.0)
+    assert r.token_ids == [42] and r.prompt_token_ids is None and r.prompt_tokens == 0
+    # plain OpenAI: no extras at all
+    r = parse_completion({"choices": [{"message": {"content": "x", "tool_calls": []}}]}, 1.0)
+    assert r.token_ids is None and r.logprobs is None and r.tool_calls is None
+    with pytest.raises(ModelUnavailable):
+        parse_completion({"choices": []}, 1.0)
+
+
+def test_api_base() -> None:
+    assert api_base("http://h:8000") == "http://h:8000/v1"
+    assert api_base("http://h:8000/v1/") == "http://h:8000/v1"
+
+
+def test_react_system_prompt_lists_forms_with_descriptions() -> None:
+    info = EnvInfo(name="counter", version="1", description="Count.", action_formats=["text"], text_actions=["add[{amount}]"],
+                   tools=[{"type": "function", "function": {"name": "add", "description": "Add 1..9."}}], max_turns=5,
+                   has_expert=True, has_progress=False, task_counts={})
+    prompt = react_system_prompt(info)
+    assert "- add[{amount}]: Add 1..9." in prompt and "Action: <one action>" in prompt
+
+
+def test_job_file_yaml_and_toml_with_flag_overrides(tmp_path: Path) -> None:
+    y = tmp_path / "job.yaml"
+    y.write_text("run_name: a\nenv: http://e\nmodel: http://m\nsamples: 3\nsampling:\n  temperature: 0.7\n")
+    t = tmp_path / "job.toml"
+    t.write_text('run_name = "a"\nenv = "http://e"\nmodel = "http://m"\nsamples = 3\n[sampling]\ntemperature = 0.7\n')
+    a, b = build_job(y, {"concurrency": 16, "samples": None}), build_job(t, {"concurrency": 16})
+    assert a == b and a.samples == 3 and a.concurrency == 16 and a.sampling.temperature == 0.7
+    # the hash covers what defines the data, not operational settings
+    assert a.config_hash("counter", "m1") == a.model_copy(update={"concurrency": 1, "model": "http://other"}).config_hash("counter", "m1")
+    assert a.config_hash("counter", "m1") != a.model_copy(update={"samples": 4}).config_hash("counter", "m1")
+    assert a.config_hash("counter", "m1") != a.config_hash("counter", "m2")
+    with pytest.raises(ValidationError):
+        build_job(y, {"policy": "model", "model": None, "bogus": 1})
+    with pytest.raises(ValidationError):
+        JobConfig(run_name="x", env="http://e", policy="model")  # a model policy needs --model
+
+
+def test_resolve_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_env_url("http://127.0.0.1:9/") == "http://127.0.0.1:9"
+    monkeypatch.setenv("TRAJGYM_ENV_URL_WEBSHOP", "http://ws:1")
+    assert resolve_env_url("webshop") == "http://ws:1"
+    monkeypatch.delenv("TRAJGYM_ENV_URL_SQL", raising=False)
+    with pytest.raises(EnvNotResolved, match="TRAJGYM_ENV_URL_SQL"):
+        resolve_env_url("sql")
