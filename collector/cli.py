@@ -32,7 +32,8 @@ def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
 
 
 def collect(
-    env: Annotated[str | None, typer.Option("--env", help="env service URL, or a name with TRAJGYM_ENV_URL_<NAME> set")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="env service URL, or a registered env name (with --hub)")] = None,
+    hub: Annotated[str | None, typer.Option("--hub", help="hub URL: resolves --env NAME and places episodes on replicas (env TRAJGYM_HUB_URL)")] = None,
     model: Annotated[str | None, typer.Option("--model", help="OpenAI-compatible server URL (…/v1 or root)")] = None,
     policy: Annotated[Policy | None, typer.Option("--policy", help="model or expert")] = None,
     split: Annotated[SplitChoice | None, typer.Option("--split", help="train, dev, test or all")] = None,
@@ -55,7 +56,7 @@ def collect(
     from collector.store import ConfigMismatch, RunExists
 
     console = Console(stderr=False)
-    overrides = {"env": env, "model": model, "policy": policy, "split": split, "samples": samples,
+    overrides = {"env": env, "hub": hub, "model": model, "policy": policy, "split": split, "samples": samples,
                  "concurrency": concurrency, "store": store, "run_name": run_name, "max_turns": max_turns,
                  "prompt_format": prompt_format, "limit": limit, "model_name": model_name, "extras": extras}
     try:

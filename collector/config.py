@@ -60,7 +60,10 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_name: str = Field(min_length=1, max_length=200)
-    env: str = Field(min_length=1, description="env service URL, or an env name resolved via TRAJGYM_ENV_URL_<NAME>")
+    env: str = Field(min_length=1, description="env service URL, or an env name resolved through the hub (--hub) "
+                                               "or TRAJGYM_ENV_URL_<NAME>")
+    hub: str | None = Field(default_factory=lambda: os.environ.get("TRAJGYM_HUB_URL"),
+                            description="hub URL that resolves env names and places episodes on replicas")
     store: str = Field(default="trajgym.db", description="SQLAlchemy URL or SQLite file path")
     policy: Policy = Policy.model
     model: str | None = Field(default=None, description="OpenAI-compatible base URL (…/v1 or the server root)")
@@ -136,13 +139,18 @@ class EnvNotResolved(LookupError):
     pass
 
 
+def is_url(env: str) -> bool:
+    return re.match(r"^https?://", env) is not None
+
+
 def resolve_env_url(env: str) -> str:
-    """A URL is used as is; a name is looked up in TRAJGYM_ENV_URL_<NAME> (a hub registry comes later)."""
-    if re.match(r"^https?://", env):
+    """A URL is used as is; a name without a hub is looked up in TRAJGYM_ENV_URL_<NAME>."""
+    if is_url(env):
         return env.rstrip("/")
     var = "TRAJGYM_ENV_URL_" + re.sub(r"\W", "_", env).upper()
     url = os.environ.get(var)
     if not url:
-        raise EnvNotResolved(f"env {env!r} is not a URL and {var} is not set: start it with `trajgym serve {env} "
-                             f"--port P` and pass --env http://127.0.0.1:P (or export {var})")
+        raise EnvNotResolved(f"env {env!r} is not a URL and no hub is given: pass --hub URL (or set TRAJGYM_HUB_URL) "
+                             f"to resolve it through the registry, or --env http://HOST:PORT of a `trajgym serve {env}` "
+                             f"(or export {var})")
     return url.rstrip("/")

@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.config import JobConfig, Policy, resolve_env_url
-from collector.envlink import EnvLink
+from collector.config import JobConfig, Policy
+from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
 from collector.model_client import ModelClient
 from collector.stats import Stats
@@ -80,7 +80,7 @@ class Collector:
 
     async def run(self) -> RunSummary:
         job = self.job
-        env = EnvLink(resolve_env_url(job.env), concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
+        env = open_env_link(job.env, job.hub, concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
         model: ModelClient | None = None
         store: AsyncStore | None = None
         try:
