@@ -23,7 +23,7 @@ def _sessions_created(url: str) -> float:
     return 0.0
 
 
-async def test_collect_by_env_name_through_the_hub(spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path) -> None:
+async def test_collect_by_env_name_through_the_hub(spawn: Callable[..., subprocess.Popen[bytes]], tmp_path: Path) -> None:  # noqa: F811
     hub_port, ports = free_port(), [free_port(), free_port()]
     hub_url = f"http://127.0.0.1:{hub_port}"
     spawn("hub", "--port", str(hub_port), "--store", f"sqlite:///{tmp_path / 'hub.db'}", "--token", TOKEN, "--health-interval", "0.3")
