@@ -54,6 +54,7 @@ class Sampling(BaseModel):
     max_tokens: int = Field(default=512, ge=1, description="completion tokens per model call")
     seed: int | None = None
     stop: list[str] | None = None
+    extra_body: dict[str, Any] | None = Field(default=None, description="extra request fields, e.g. vLLM's structured_outputs")
 
 
 class JobConfig(BaseModel):
@@ -77,6 +78,8 @@ class JobConfig(BaseModel):
     max_turns: int | None = Field(default=None, ge=1, description="default: the env's max_turns")
     max_episode_tokens: int | None = Field(default=None, ge=1, description="prompt+completion tokens per episode")
     max_parse_retries: int = Field(default=2, ge=0, description="consecutive unparseable replies tolerated")
+    constrain_actions: bool = Field(default=False, description="ReAct: constrain decoding to the env's action forms "
+                                                                 "(vLLM structured outputs regex)")
     sampling: Sampling = Field(default_factory=Sampling)
     extras: Extras = Extras.auto
     store_prompt_token_ids: bool = True
@@ -109,6 +112,7 @@ class JobConfig(BaseModel):
             "max_turns": self.max_turns,
             "max_episode_tokens": self.max_episode_tokens,
             "max_parse_retries": self.max_parse_retries,
+            "constrain_actions": self.constrain_actions if self.policy is Policy.model else None,
             "sampling": self.sampling.model_dump() if self.policy is Policy.model else None,
         }
 

@@ -17,7 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.config import JobConfig, Policy
+from collector.config import JobConfig, Policy, PromptFormat
+from collector.constrain import structured_outputs
 from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
 from collector.model_client import ModelClient
@@ -108,7 +109,9 @@ class Collector:
             before = await store.progress(run["id"])
             self.stats.total = run["total_episodes"]
             self.stats.already_done = sum(n for k, n in before.items() if k not in ("pending", "claimed"))
-            ctx = EpisodeContext(job=job, env=env, info=info, model=model, model_name=model_name, stats=self.stats)
+            extra_body = structured_outputs(info, tools=job.prompt_format is PromptFormat.tools) if job.constrain_actions else None
+            ctx = EpisodeContext(job=job, env=env, info=info, model=model, model_name=model_name, stats=self.stats,
+                                 extra_body=extra_body)
             await self._collect(store, ctx, run["id"])
             counts = await store.progress(run["id"])
             return RunSummary(run_name=job.run_name, run_id=run["id"], created=created, worker=self.worker,

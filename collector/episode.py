@@ -42,6 +42,7 @@ class EpisodeContext:
     model: ModelClient | None
     model_name: str | None
     stats: Stats
+    extra_body: dict[str, Any] | None = None  # per-request fields, e.g. the constrained-decoding regex
 
     @property
     def max_turns(self) -> int:
@@ -89,7 +90,8 @@ class Rollout:
         self.env_time += dt
         session = created.session_id
         try:
-            system = tools_system_prompt(ctx.info) if self.tools_format else react_system_prompt(ctx.info)
+            system = (tools_system_prompt(ctx.info, hermes=ctx.job.constrain_actions) if self.tools_format
+                      else react_system_prompt(ctx.info))
             self.add({"role": "system", "content": system}, TurnRecord(step=0, role="system", content=system))
             first = observation_text(created.observation, created.valid_actions, created.instruction)
             self.add({"role": "user", "content": first},
@@ -170,7 +172,7 @@ class Rollout:
         tools = ctx.info.tools if self.tools_format else None
         t0 = time.perf_counter()
         try:
-            reply = await ctx.model.chat(self.messages, ctx.job.sampling, tools)
+            reply = await ctx.model.chat(self.messages, ctx.job.sampling, tools, ctx.extra_body)
         except ContextExceeded as err:
             raise _Ended(Outcome.truncated, str(err)) from err
         except ModelError as err:

@@ -149,7 +149,7 @@ class ModelClient:
         raise ModelRequestError(f"model server {status}: {message}")
 
     def _payload(self, messages: list[dict[str, Any]], sampling: Sampling, tools: list[dict[str, Any]] | None,
-                 extras: bool) -> dict[str, Any]:
+                 extras: bool, extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model_name, "messages": messages,
                                    "temperature": sampling.temperature, "top_p": sampling.top_p,
                                    "max_tokens": sampling.max_tokens}
@@ -163,15 +163,19 @@ class ModelClient:
         if extras:
             payload["logprobs"] = True
             payload["return_token_ids"] = True
+        if sampling.extra_body:
+            payload.update(sampling.extra_body)
+        if extra_body:
+            payload.update(extra_body)
         return payload
 
     async def chat(self, messages: list[dict[str, Any]], sampling: Sampling,
-                   tools: list[dict[str, Any]] | None = None) -> ChatResult:
+                   tools: list[dict[str, Any]] | None = None, extra_body: dict[str, Any] | None = None) -> ChatResult:
         """One chat completion, retried on infrastructure errors with exponential backoff."""
         attempt = 0
         while True:
             extras = self._extras_ok
-            payload = self._payload(messages, sampling, tools, extras)
+            payload = self._payload(messages, sampling, tools, extras, extra_body)
             started = time.perf_counter()
             try:
                 async with self._sem:

@@ -42,8 +42,13 @@ def react_system_prompt(info: EnvInfo) -> str:
     return "\n".join(lines)
 
 
-def tools_system_prompt(info: EnvInfo) -> str:
+def tools_system_prompt(info: EnvInfo, hermes: bool = False) -> str:
+    """`hermes`: also spell the tools and the <tool_call> convention out, for chat templates that ignore `tools`."""
     head = info.system_prompt.strip() or f"You are an agent acting in the {info.name} environment. {info.description}".strip()
+    if hermes:
+        from collector.constrain import hermes_tools_prompt
+
+        return f"{head}\n\n{TOOLS_FORMAT}\n{hermes_tools_prompt(info)}"
     return f"{head}\n\n{TOOLS_FORMAT}"
 
 

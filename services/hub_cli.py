@@ -1,4 +1,4 @@
-"""`trajgym hub`: run the env registry (FastAPI under uvicorn)."""
+"""`trajgym hub`: run the env registry (FastAPI under uvicorn) with the evaluation dashboard at /dashboard."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ DEFAULT_STORE = "sqlite:///trajgym.db"
 def hub(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8080,
-    store: Annotated[str, typer.Option("--store", envvar="TRAJGYM_STORE", help="SQLAlchemy URL or SQLite file of the registry")] = DEFAULT_STORE,
+    store: Annotated[str, typer.Option("--store", envvar="TRAJGYM_STORE", help="SQLAlchemy URL or SQLite file of the registry (and the trajectory store the dashboard reads)")] = DEFAULT_STORE,
     token: Annotated[str, typer.Option("--token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
                                        help="bearer token of the write routes (or TRAJGYM_HUB_TOKEN)")] = "",
     health_interval: Annotated[float, typer.Option(min=0.05, help="seconds between replica health checks")] = 5.0,
@@ -24,6 +24,7 @@ def hub(
     """Run the hub: env registry with replicas and health checks (reads open, writes need the token)."""
     import uvicorn
 
+    from services.dashboard import create_dashboard_router
     from services.hub.app import HubSettings, create_hub_app
 
     if not token:
@@ -31,7 +32,7 @@ def hub(
         raise typer.Exit(2)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
     settings = HubSettings(health_interval=health_interval, health_timeout=health_timeout, failures_before_down=failures_before_down)
-    app = create_hub_app(store, token, settings=settings)
+    app = create_hub_app(store, token, settings=settings, extra_routers=[create_dashboard_router(store)])
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
 
 
