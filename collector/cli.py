@@ -45,6 +45,7 @@ def collect(
     job: Annotated[Path | None, typer.Option("--job", help="YAML or TOML job file; flags override it")] = None,
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="turn limit (default: the env's)")] = None,
     prompt_format: Annotated[PromptFormat | None, typer.Option("--prompt-format", help="react or tools")] = None,
+    constrain: Annotated[bool, typer.Option("--constrain", help="ReAct: constrain decoding to the env's action forms (vLLM)")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="first N tasks of the selection")] = None,
     model_name: Annotated[str | None, typer.Option("--model-name", help="model id (default: first of /v1/models)")] = None,
     extras: Annotated[Extras | None, typer.Option("--extras", help="vLLM token ids + logprobs: auto, on, off")] = None,
@@ -58,7 +59,7 @@ def collect(
     console = Console(stderr=False)
     overrides = {"env": env, "hub": hub, "model": model, "policy": policy, "split": split, "samples": samples,
                  "concurrency": concurrency, "store": store, "run_name": run_name, "max_turns": max_turns,
-                 "prompt_format": prompt_format, "limit": limit, "model_name": model_name, "extras": extras}
+                 "prompt_format": prompt_format, "constrain_actions": constrain or None, "limit": limit, "model_name": model_name, "extras": extras}
     try:
         cfg = build_job(job, overrides)
     except (ValidationError, ValueError, OSError) as err:
@@ -159,29 +160,89 @@ def show(
 
 
 def eval_run(
-    run: Annotated[str, typer.Argument(help="run name")],
     store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")],
+    runs: Annotated[list[str] | None, typer.Argument(help="run name(s): several are shown side by side")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    suite: Annotated[str | None, typer.Option("--suite", help="run a model on a named suite (or a suite .yaml/.json) and report it")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="--suite: env service URL (or name with TRAJGYM_ENV_URL_<NAME>)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="--suite: OpenAI-compatible server URL")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="without --suite: also score all runs of this model pooled; with --suite: the model id (default: first of /v1/models)")] = None,
+    policy: Annotated[Policy, typer.Option("--policy", help="--suite: model, or expert for a reference score")] = Policy.model,
+    prompt_format: Annotated[PromptFormat | None, typer.Option("--prompt-format", help="--suite: react or tools")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="--suite: samples per task (default: the suite's)")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="--suite: episodes in flight")] = None,
+    max_turns: Annotated[int | None, typer.Option("--max-turns", help="--suite: turn limit (default: the env's)")] = None,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="--suite: run name (default: suite-model-time)")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="--suite: report file (default: <run>.report.json)")] = None,
 ) -> None:
-    """Score a run per env and split (infra errors excluded from denominators)."""
-    from collector.display import scores_table
-    from collector.scoring import score_run
+    """Score runs per env and split (infra errors excluded from denominators), side by side; or run a suite."""
+    from collector.scoring import comparison_table, eval_payload, score_model, score_runs
     from collector.store import RunNotFound, Store
 
-    console = Console()
+    console = Console(stderr=as_json)
+    if suite is not None:
+        if runs:
+            raise _fail(console, "give either run names or --suite, not both")
+        _eval_suite(console, suite, store=store, as_json=as_json, report=report, settings={
+            "env": env, "model": model, "model_name": model_name, "policy": policy, "prompt_format": prompt_format,
+            "samples": samples, "concurrency": concurrency, "max_turns": max_turns, "run_name": run_name,
+            "store": store, "api_key": os.environ.get("OPENAI_API_KEY")})
+        return
+    if not runs and model_name is None:
+        raise _fail(console, "name at least one run (see `trajgym runs --store ...`), or --model-name, or --suite")
     s = Store(store)
     try:
         try:
-            r = s.get_run(run)
+            scored = score_runs(s, runs or [])
+            if model_name is not None:
+                scored.append(score_model(s, model_name))
         except RunNotFound as err:
             raise _fail(console, str(err)) from err
-        scores = score_run(s, r["id"])
-        if as_json:
-            sys.stdout.write(json.dumps({"run": run, "scores": [x.model_dump() for x in scores]}, indent=2) + "\n")
-        else:
-            console.print(scores_table(run, scores))
     finally:
         s.close()
+    if as_json:
+        sys.stdout.write(json.dumps(eval_payload(scored), indent=2) + "\n")
+    else:
+        console.print(comparison_table(scored, title="eval " + " vs ".join(r.run for r in scored)))
+
+
+def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report: Path | None,
+                settings: dict[str, object]) -> None:
+    from collector.scoring import RunScores, SplitScore, comparison_table
+    from collector.store import ConfigMismatch
+    from collector.suites import SuiteError, UnknownSuite, get_suite, job_for_suite, run_suite
+
+    try:
+        suite = get_suite(ref)
+        if settings.get("env") is None:
+            raise ValueError("--suite needs --env (the env service URL)")
+        job = job_for_suite(suite, settings)
+    except (UnknownSuite, ValidationError, ValueError, OSError) as err:
+        raise _fail(console, f"suite: {err}") from err
+    try:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            result = runner.run(run_suite(suite, job))
+    except (SuiteError, ConfigMismatch, EnvNotResolved) as err:
+        raise _fail(console, str(err)) from err
+    except Exception as err:
+        from clients.errors import EnvClientError
+        from collector.engine import JobError
+        from collector.model_client import ModelError
+
+        if isinstance(err, (EnvClientError, ModelError, JobError)):
+            raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
+        raise
+    path = report or Path(f"{job.run_name}.report.json")
+    path.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    scores = RunScores(run=result.run, run_id=result.run_id, env=result.env, model=result.model, policy=result.policy,
+                       prompt_format=result.prompt_format, scores=[SplitScore.model_validate(x) for x in result.scores])
+    console.print(comparison_table([scores], title=f"suite {suite.name} ({len(suite.task_ids)} tasks) · run {result.run}"))
+    if result.missing:
+        console.print(f"[yellow]{len(result.missing)} task(s) without a scored sample[/yellow] (infra errors?)")
+    console.print(f"report written to {path}")
 
 
 def register(app: typer.Typer) -> None:

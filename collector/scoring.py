@@ -1,17 +1,28 @@
-"""Scores of a run per env and split, from the stored episodes.
+"""Scores of runs per env and split, from the stored episodes alone (no re-running).
 
-Infra errors are counted but excluded from every denominator; pending/claimed
-episodes are reported and not scored. A later issue extends this module (pass@k,
-confidence intervals, exports); keep `score_run` returning plain pydantic rows.
+One grouped SQL statement reads per-task tallies (scored samples, successes, sums of
+reward/progress/turns, outcome counts); `collector.metrics` turns them into split
+scores: success rate (with a 95 % Wilson interval), mean reward, mean progress, mean
+turns, and pass@k (unbiased estimator, mean over tasks with at least k scored
+samples) when some task has several samples. Infra errors are counted but excluded
+from every denominator; pending/claimed episodes are reported and not scored.
+`eval_payload` is the JSON of `trajgym eval --json`: per run, per env and split, at
+least `success_rate`, `mean_reward`, `episodes`, `infra_errors`.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-from sqlalchemy import Integer, case, func, select
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
 
+from pydantic import BaseModel
+from rich.table import Table
+from sqlalchemy import case, func, select
+
+from collector.metrics import TaskTally, aggregate_split
 from collector.store.models import Episode
-from collector.store.repo import Store
+from collector.store.repo import RunNotFound, Store
 
 
 class SplitScore(BaseModel):
@@ -28,32 +39,140 @@ class SplitScore(BaseModel):
     policy_errors: int
     infra_errors: int        # excluded from the denominators above
     unfinished: int          # pending or claimed
+    tasks: int = 0
+    success_ci95: tuple[float, float] | None = None
+    max_samples: int = 0     # most scored samples of one task
+    pass_at_k: dict[str, float | None] = {}
+    pass_at_k_tasks: dict[str, int] = {}
 
 
-def score_run(store: Store, run_id: int) -> list[SplitScore]:
-    scored = (Episode.status == "done") & (Episode.outcome != "infra_error")
+class RunScores(BaseModel):
+    run: str
+    run_id: int
+    env: str
+    model: str | None
+    policy: str
+    prompt_format: str
+    scores: list[SplitScore]
+
+
+def task_tallies(store: Store, run_id: int | Sequence[int]) -> list[TaskTally]:
+    """Per (env, split, task) counts and sums over the episodes of one run (or several pooled together),
+    ordered by env, split, task."""
+    run_ids = [run_id] if isinstance(run_id, int) else list(run_id)
+    done = Episode.status == "done"
+    scored = done & (Episode.outcome != "infra_error")
+
+    def count(cond: Any) -> Any:
+        return func.sum(case((cond, 1), else_=0))
+
     stmt = (select(
-        Episode.env, Episode.split,
-        func.sum(case((scored, 1), else_=0)),
-        func.sum(case((scored & (Episode.success == True), 1), else_=0)),  # noqa: E712
-        func.sum(case((scored, Episode.reward), else_=None)),
-        func.sum(case((scored, Episode.progress), else_=None)),
-        func.sum(case((scored & Episode.progress.is_not(None), 1), else_=0)),
-        func.sum(case((scored, Episode.turns), else_=None)),
-        *(func.sum(case((Episode.outcome == o, 1), else_=0).cast(Integer))
-          for o in ("failure", "truncated", "policy_error", "infra_error")),
-        func.sum(case((Episode.status != "done", 1), else_=0)),
-    ).where(Episode.run_id == run_id).group_by(Episode.env, Episode.split).order_by(Episode.env, Episode.split))
-    out: list[SplitScore] = []
+        Episode.env, Episode.split, Episode.task_id,
+        count(scored), count(scored & (Episode.success == True)),  # noqa: E712
+        func.sum(case((scored, func.coalesce(Episode.reward, 0.0)), else_=0.0)),
+        func.sum(case((scored & Episode.progress.is_not(None), Episode.progress), else_=0.0)),
+        count(scored & Episode.progress.is_not(None)),
+        func.sum(case((scored, func.coalesce(Episode.turns, 0)), else_=0)),
+        count(done & (Episode.outcome == "failure")), count(done & (Episode.outcome == "truncated")),
+        count(done & (Episode.outcome == "policy_error")), count(done & (Episode.outcome == "infra_error")),
+        count(Episode.status != "done"),
+    ).where(Episode.run_id.in_(run_ids)).group_by(Episode.env, Episode.split, Episode.task_id)
+        .order_by(Episode.env, Episode.split, Episode.task_id))
     with store.engine.begin() as conn:
-        for env, split, n, succ, rsum, psum, pn, tsum, fail, trunc, pol, infra, unfinished in conn.execute(stmt):
-            n, succ = int(n or 0), int(succ or 0)
-            out.append(SplitScore(
-                env=env, split=split, episodes=n, successes=succ,
-                success_rate=succ / n if n else None,
-                mean_reward=float(rsum or 0.0) / n if n else None,
-                mean_progress=float(psum) / int(pn) if pn else None,
-                mean_turns=float(tsum or 0) / n if n else None,
-                failures=int(fail or 0), truncated=int(trunc or 0), policy_errors=int(pol or 0),
-                infra_errors=int(infra or 0), unfinished=int(unfinished or 0)))
+        return [TaskTally(env=env, split=split, task_id=task, scored=int(n or 0), successes=int(c or 0),
+                          reward_sum=float(r or 0.0), progress_sum=float(p or 0.0), progress_n=int(pn or 0),
+                          turns_sum=int(t or 0), failures=int(f or 0), truncated=int(tr or 0),
+                          policy_errors=int(pe or 0), infra_errors=int(ie or 0), unfinished=int(u or 0))
+                for env, split, task, n, c, r, p, pn, t, f, tr, pe, ie, u in conn.execute(stmt)]
+
+
+def score_tallies(tallies: Sequence[TaskTally], ks: Sequence[int] | None = None) -> list[SplitScore]:
+    out = []
+    for (env, split), group in groupby(tallies, key=lambda t: (t.env, t.split)):
+        a = aggregate_split(env, split, list(group), ks)
+        out.append(SplitScore(
+            env=env, split=split, episodes=a.episodes, successes=a.successes, success_rate=a.success_rate,
+            mean_reward=a.mean_reward, mean_progress=a.mean_progress, mean_turns=a.mean_turns, failures=a.failures,
+            truncated=a.truncated, policy_errors=a.policy_errors, infra_errors=a.infra_errors,
+            unfinished=a.unfinished, tasks=a.tasks, success_ci95=a.success_ci95, max_samples=a.max_samples,
+            pass_at_k=a.pass_at_k, pass_at_k_tasks=a.pass_at_k_tasks))
     return out
+
+
+def score_run(store: Store, run_id: int, ks: Sequence[int] | None = None) -> list[SplitScore]:
+    return score_tallies(task_tallies(store, run_id), ks)
+
+
+def score_runs(store: Store, names: Sequence[str], ks: Sequence[int] | None = None) -> list[RunScores]:
+    """Scores of several runs by name (RunNotFound for an unknown one), in the given order."""
+    out = []
+    for name in names:
+        r = store.get_run(name)
+        out.append(RunScores(run=name, run_id=r["id"], env=r["env"], model=r["model"], policy=r["policy"],
+                             prompt_format=r["prompt_format"], scores=score_run(store, r["id"], ks)))
+    return out
+
+
+def score_model(store: Store, model: str, ks: Sequence[int] | None = None) -> RunScores:
+    """All runs of one model pooled: every stored sample of a task counts (pass@k over all of them)."""
+    runs = [r for r in store.list_runs() if r["model"] == model]
+    if not runs:
+        raise RunNotFound(f"no run of model {model!r} in this store")
+    envs = sorted({r["env"] for r in runs})
+    return RunScores(run="model:" + model + " (" + ", ".join(r["name"] for r in runs) + ")", run_id=-1,
+                     env=", ".join(envs), model=model, policy=runs[0]["policy"],
+                     prompt_format=", ".join(sorted({r["prompt_format"] for r in runs})),
+                     scores=score_tallies(task_tallies(store, [r["id"] for r in runs]), ks))
+
+
+def compare_runs(store: Store, names: Sequence[str]) -> dict[str, Any]:
+    return eval_payload(score_runs(store, names))
+
+
+def eval_payload(runs: Sequence[RunScores]) -> dict[str, Any]:
+    """`{"runs": [...]}`; with a single run also its `run` and `scores` at the top (the earlier shape)."""
+    payload: dict[str, Any] = {}
+    if len(runs) == 1:
+        payload = {"run": runs[0].run, "scores": [s.model_dump(mode="json") for s in runs[0].scores]}
+    payload["runs"] = [r.model_dump(mode="json") for r in runs]
+    return payload
+
+
+def _fmt(x: float | None, pct: bool = False) -> str:
+    return "–" if x is None else (f"{x:.1%}" if pct else f"{x:.3f}")
+
+
+def _pass_cell(k: str) -> Any:
+    return lambda s: _fmt(s.pass_at_k.get(k), True)
+
+
+def comparison_table(runs: Sequence[RunScores], title: str = "eval") -> Table:
+    """Runs side by side: one row per env/split/metric, one column per run."""
+    table = Table(title=title)
+    table.add_column("env")
+    table.add_column("split")
+    table.add_column("metric")
+    for r in runs:
+        table.add_column(f"{r.run}\n{r.model or r.policy}", justify="right")
+    keys = sorted({(s.env, s.split) for r in runs for s in r.scores})
+    index = [{(s.env, s.split): s for s in r.scores} for r in runs]
+    ks = sorted({k for r in runs for s in r.scores for k in s.pass_at_k}, key=int)
+    metrics: list[tuple[str, Any]] = [
+        ("tasks", lambda s: str(s.tasks)),
+        ("episodes (scored)", lambda s: str(s.episodes)),
+        ("success rate", lambda s: _fmt(s.success_rate, True) + (
+            f" [{s.success_ci95[0]:.0%}–{s.success_ci95[1]:.0%}]" if s.success_ci95 else "")),
+        ("mean reward", lambda s: _fmt(s.mean_reward)),
+        ("mean progress", lambda s: _fmt(s.mean_progress)),
+        ("mean turns", lambda s: _fmt(s.mean_turns)),
+        *((f"pass@{k}", _pass_cell(k)) for k in ks),
+        ("failure / truncated / policy error", lambda s: f"{s.failures} / {s.truncated} / {s.policy_errors}"),
+        ("infra errors (excluded)", lambda s: str(s.infra_errors)),
+        ("unfinished", lambda s: str(s.unfinished)),
+    ]
+    for env, split in keys:
+        for i, (name, get) in enumerate(metrics):
+            cells = [get(ix[(env, split)]) if (env, split) in ix else "–" for ix in index]
+            table.add_row(env if i == 0 else "", split if i == 0 else "", name, *cells,
+                          end_section=i == len(metrics) - 1)
+    return table

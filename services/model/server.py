@@ -102,7 +102,8 @@ class ModelServer:
 
     def __init__(self, model: Path | None = None, port: int | None = None, host: str = "127.0.0.1",
                  python: Path | None = None, gpu: bool = False, served_name: str = SERVED_NAME,
-                 max_model_len: int = 4096, extra_args: list[str] | None = None, log_file: Path | None = None) -> None:
+                 max_model_len: int = 4096, tool_parser: str | None = "hermes", extra_args: list[str] | None = None,
+                 log_file: Path | None = None) -> None:
         self.model = model or model_dir()
         self.port = port or free_port()
         self.host = host
@@ -110,6 +111,7 @@ class ModelServer:
         self.gpu = gpu
         self.served_name = served_name
         self.max_model_len = max_model_len
+        self.tool_parser = tool_parser
         self.extra_args = extra_args or []
         self.log_file = log_file or cache_root() / "logs" / f"vllm-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -122,6 +124,8 @@ class ModelServer:
         cmd = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
                "--served-model-name", self.served_name, "--host", self.host, "--port", str(self.port),
                "--max-model-len", str(self.max_model_len)]
+        if self.tool_parser:  # tool calls written as <tool_call>{...}</tool_call> come back as `tool_calls`
+            cmd += ["--enable-auto-tool-choice", "--tool-call-parser", self.tool_parser]
         if not self.gpu:
             cmd += ["--dtype", "float32", "--enforce-eager"]
         return cmd + self.extra_args
