@@ -56,6 +56,31 @@ def serve(
         raise typer.Exit(2) from err
 
 
+@app.command()
+def quickstart(
+    workdir: Annotated[Path, typer.Option(help="where the store, logs and exports go", envvar="TRAJGYM_WORKDIR")] = Path(".trajgym/quickstart"),
+    model: Annotated[Optional[str], typer.Option("--model", help="OpenAI-compatible server URL (default: expert policy)")] = None,
+    local_model: Annotated[bool, typer.Option("--local-model", help="set up and start the local vLLM CPU server")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="tasks per env (default: all test tasks; 8 with a model)")] = None,
+    concurrency: Annotated[int, typer.Option(help="episodes in flight per env")] = 16,
+    hub_port: Annotated[int, typer.Option(help="port of the hub and its dashboard", envvar="TRAJGYM_HUB_PORT")] = 8700,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="stop everything once the export is written")] = False,
+) -> None:
+    """Run the whole pipeline on built-in data: env services + hub, collect, score, export, dashboard."""
+    from services.quickstart import QuickstartError
+    from services.quickstart import quickstart as run_quickstart
+
+    if model and local_model:
+        typer.echo("error: give --model URL or --local-model, not both", err=True)
+        raise typer.Exit(2)
+    try:
+        run_quickstart(workdir, model=model, local_model=local_model, limit=limit, concurrency=concurrency,
+                       wait=not no_wait, hub_port=hub_port)
+    except QuickstartError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
 def _register_subcommands() -> None:
     """Sub-commands of other parts (collector, hub) register themselves on `app`.
 
