@@ -305,7 +305,7 @@ class Checker:
     def _check_store(self, name: str, svc: Mapping[str, Any], store: str | None) -> None:
         if not store:
             return
-        from services.hub.store import normalize_store_url
+        from collector.store.engine import normalize_url as normalize_store_url
 
         url = normalize_store_url(store)
         if url.startswith("sqlite:///"):

@@ -14,44 +14,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, inspect
 
-from collector.store.engine import normalize_url
+from collector.store.engine import make_engine
 from collector.store.repo import Store
 
 T = TypeVar("T")
-
-
-def make_read_engine(url: str) -> Engine:
-    url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # BEGIN is issued below
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA query_only=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")  # deferred: a read snapshot, never the write lock
-
-        return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
-
-    @event.listens_for(engine, "connect")
-    def _read_only(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        cur.close()
-        dbapi_conn.commit()
-
-    return engine
 
 
 class ReadStore(Store):
@@ -59,7 +27,7 @@ class ReadStore(Store):
 
     def __init__(self, url: str) -> None:  # no super().__init__: that would migrate the database
         self.url = url
-        self.engine = make_read_engine(url)
+        self.engine = make_engine(url, read_only=True)
         self._has_tables = False
 
     def has_tables(self, conn: Connection) -> bool:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from collector.store.engine import make_engine, normalize_url
 from services.hub.models import EnvRow, HubBase, ReplicaRow, utcnow
 from services.hub.schemas import EnvRecord, Replica, ReplicaStatus
 
@@ -28,42 +28,6 @@ class NotFound(LookupError):
 
 class Conflict(Exception):
     pass
-
-
-def normalize_store_url(url: str) -> str:
-    """A bare path is a SQLite file; `postgresql://` / `postgres://` use the psycopg 3 driver."""
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def make_engine(url: str) -> Engine:
-    url = normalize_store_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
-
-        database = make_url(url).database
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # transactions are begun below
-            cur = dbapi_conn.cursor()
-            if database not in (None, "", ":memory:"):
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        # Take the write lock at BEGIN: read-then-write transactions wait (busy_timeout) instead of
-        # failing when another process (the collector shares the file) writes in between.
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
 @dataclass(frozen=True)
@@ -104,7 +68,7 @@ def _record(row: EnvRow) -> EnvRecord:
 
 class HubStore:
     def __init__(self, url: str) -> None:
-        self.url = normalize_store_url(url)
+        self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
