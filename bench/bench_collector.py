@@ -18,12 +18,9 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.common import free_port, start, stop, wait_ready  # noqa: E402
 from collector.config import JobConfig  # noqa: E402
 from collector.engine import Collector  # noqa: E402
 from envs.base import Env, EnvData  # noqa: E402
@@ -157,25 +155,6 @@ def serve(model_port: int, env_port: int) -> None:
 
 
 # ----- the bench driver -----------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 async def bare_client(url: str, concurrency: int, n: int) -> tuple[float, float]:
     """(requests/s, client CPU ms/request) of a bare pooled aiohttp client against the instant endpoint."""
     body = {"model": "instant", "messages": [{"role": "user", "content": "hi"}]}
@@ -231,20 +210,18 @@ def main() -> None:
 
     levels = [int(x) for x in args.concurrency.split(",")]
     counts = [int(x) for x in args.episodes.split(",")] if args.episodes else [300 if c == 1 else 3 * c for c in levels]
-    model_port, env_port = _free_port(), _free_port()
-    procs = [subprocess.Popen([sys.executable, __file__, "--serve", str(model_port), str(env_port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL)]
+    model_port, env_port = free_port(), free_port()
+    procs = [start([__file__, "--serve", str(model_port), str(env_port)], stderr=None)]
     env_url = f"http://127.0.0.1:{env_port}"
     if args.env_service:
-        env_port = _free_port()
+        env_port = free_port()
         env_url = f"http://127.0.0.1:{env_port}"
-        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "bench.bench_collector:LightEnv",
-                                       "--port", str(env_port), "--max-sessions", "8192"], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+        procs.append(start(["-m", "services.cli", "serve", "bench.bench_collector:LightEnv", "--port", str(env_port),
+                            "--max-sessions", "8192"], stderr=None))
     model_url = f"http://127.0.0.1:{model_port}"
     try:
-        _wait_http(model_url + "/v1/models")
-        _wait_http(env_url + "/healthz")
+        wait_ready(model_url + "/v1/models")
+        wait_ready(env_url + "/healthz")
         print(f"machine: {os.cpu_count()} cores; {TURNS} turns/episode; env: "
               f"{'env service (create_app, uvicorn)' if args.env_service else 'light aiohttp env'}; store: SQLite (WAL)")
         print(f"load average before: {os.getloadavg()[0]:.1f}")
@@ -259,13 +236,7 @@ def main() -> None:
                       f"{row['cpu_ms_per_turn']:>17.3f} {row['server_ms_per_turn']:>15.3f} {row['rss_mb']:>7.0f} "
                       f"{bare:>10.0f} {bare_cpu:>11.3f}", flush=True)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(*procs)
 
 
 if __name__ == "__main__":

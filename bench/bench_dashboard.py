@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import free_port, rss_mb, start, stop, wait_ready
 from collector.store.repo import Store
 from services.dashboard.seed import big_store_specs, seed_run
-from tests.support.server import free_port
 
 TOKEN = "bench-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -170,31 +169,23 @@ def main() -> None:
     figures = seed(path, args.episodes)
     size_mb = path.stat().st_size / 2**20
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(Path(tmp.name) / "hub.log", "wb") as log:
-        hub = subprocess.Popen([sys.executable, "-m", "services.cli", "hub", "--store", str(path), "--port", str(port),
-                                "--token", TOKEN], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        hub = start(["-m", "services.cli", "hub", "--store", str(path), "--port", str(port), "--token", TOKEN],
+                    stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or hub.poll() is not None:
-                raise SystemExit("hub did not start: see " + str(Path(tmp.name) / "hub.log"))
-            time.sleep(0.2)
+        try:
+            wait_ready(base + "/healthz", hub, timeout=60, interval=0.2)
+        except RuntimeError:
+            raise SystemExit("hub did not start: see " + str(Path(tmp.name) / "hub.log")) from None
         targets = urls(path)
         http_rows = time_http(base, targets, args.runs)
         heavy = next(p for n, p in targets.items() if n.startswith("run detail ("))
         conc = time_concurrent(base, heavy)
-        rss = psutil.Process(hub.pid).memory_info().rss / 2**20
+        rss = rss_mb(hub.pid)
         browser_rows = dict(time_browser(base, targets))
     finally:
-        hub.terminate()
-        hub.wait(timeout=20)
+        stop(hub, timeout=20)
     print(f"\nstore: {args.episodes:,} episodes, {size_mb:.0f} MB SQLite; seeded in {figures['seed_s']:.1f} s;"
           f" load average {os.getloadavg()[0]:.1f}; hub RSS after the run {rss:.0f} MiB\n")
     print("| page / endpoint | HTTP cold (ms) | HTTP warm p50 (ms) | HTTP warm max (ms) | browser load (ms) |")

@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import rss_mb
 from collector.export import Curation, ExportFormat, export_runs, select
 from collector.export.synthetic import EpisodeSpec, build_run
 from collector.store import Store
@@ -76,10 +75,6 @@ def build(db: Path, episodes: int) -> None:
                   tasks=[(f"task-{t}", split[t]) for t in range(tasks)], samples=SAMPLES, batch=5000)
     finally:
         store.close()
-
-
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
 
 
 def timed(label: str, fn, unit: str = "rows") -> object:  # type: ignore[no-untyped-def]

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,21 +26,11 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import env_service, expert_episodes, pct, run_workers
 from clients.env_client import AsyncEnvClient
 from envs.household.data import HouseholdData, builtin_data
 from envs.household.env import HouseholdEnv
 from envs.household.generator import generate_game
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def sweep(data: HouseholdData) -> None:
@@ -96,58 +84,6 @@ def latency(data: HouseholdData, label: str) -> None:
           f"mean {1000 * statistics.mean(experts):.3f} ms; {len(steps)} steps")
 
 
-def start_server(port: int, data_dir: Path | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "services.cli", "serve", "household", "--port", str(port), "--max-sessions", "10000"]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_ready(client: AsyncEnvClient) -> None:
-    for _ in range(600):
-        try:
-            await client.info()
-            return
-        except Exception:  # noqa: BLE001 (any failure means: not up yet)
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
-async def expert_episodes(client: AsyncEnvClient, task_ids: list[str], concurrency: int, seconds: float) -> None:
-    step_lat: list[float] = []
-    create_lat: list[float] = []
-    successes = episodes = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(w: int) -> None:
-        nonlocal successes, episodes
-        k = w
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            created = await client.create(task_id=task_ids[k % len(task_ids)])
-            create_lat.append(time.perf_counter() - t)
-            k += concurrency
-            while True:
-                action = await client.expert_action(created.session_id)
-                t = time.perf_counter()
-                step = await client.step(created.session_id, action)
-                step_lat.append(time.perf_counter() - t)
-                if step.done:
-                    break
-            episodes += 1
-            successes += int(step.reward == 1.0)
-            await client.close(created.session_id)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    print(f"  expert episodes: {len(step_lat) / elapsed:.0f} steps/s ({episodes / elapsed:.0f} episodes/s; every step "
-          f"also costs an expert GET, every episode a create + close); step p50 {pct(step_lat, .5):.1f} ms, "
-          f"p99 {pct(step_lat, .99):.1f} ms; create p50 {pct(create_lat, .5):.1f} ms, p99 {pct(create_lat, .99):.1f} ms; "
-          f"expert success {successes}/{episodes}")
-
-
 async def steady_steps(client: AsyncEnvClient, task_ids: list[str], concurrency: int, seconds: float) -> None:
     lat: list[float] = []
     stop = time.perf_counter() + seconds
@@ -163,9 +99,7 @@ async def steady_steps(client: AsyncEnvClient, task_ids: list[str], concurrency:
                 sid = (await client.create(task_id=task_ids[w % len(task_ids)])).session_id
         await client.close(sid)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed = await run_workers(worker, concurrency)
     print(f"  steady look/inventory steps (valid actions listed each step): {len(lat) / elapsed:.0f} steps/s; "
           f"p50 {pct(lat, .5):.1f} ms, p99 {pct(lat, .99):.1f} ms")
 
@@ -189,20 +123,14 @@ async def memory_per_session(client: AsyncEnvClient, pid: int, task_ids: list[st
 
 
 async def service(label: str, data_dir: Path | None, task_ids: list[str], concurrency: int, seconds: float) -> None:
-    port = free_port()
-    proc = start_server(port, data_dir)
-    try:
-        async with AsyncEnvClient(f"http://127.0.0.1:{port}", max_connections=concurrency * 2) as client:
-            await wait_ready(client)
-            rss = psutil.Process(proc.pid).memory_info().rss
-            print(f"service ({label}), {concurrency} concurrent sessions, {seconds:g} s per run "
-                  f"(server RSS at start {rss / 2**20:.1f} MiB, no game parsed yet):")
-            await expert_episodes(client, task_ids, concurrency, seconds)
-            await steady_steps(client, task_ids, concurrency, seconds)
-            await memory_per_session(client, proc.pid, task_ids, 512)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    async with env_service("household", data_dir, max_connections=concurrency * 2) as (client, proc):
+        rss = psutil.Process(proc.pid).memory_info().rss
+        print(f"service ({label}), {concurrency} concurrent sessions, {seconds:g} s per run "
+              f"(server RSS at start {rss / 2**20:.1f} MiB, no game parsed yet):")
+        await expert_episodes(client, task_ids, concurrency, seconds, "{steps_per_s:.0f} steps/s ({episodes_per_s:.0f} episodes/s; "
+                              "every step also costs an expert GET, every episode a create + close)")
+        await steady_steps(client, task_ids, concurrency, seconds)
+        await memory_per_session(client, proc.pid, task_ids, 512)
 
 
 def main() -> None:

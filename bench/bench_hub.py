@@ -17,30 +17,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import free_port, pct, rss_mb, start, stop
 from clients.env_client import AsyncEnvClient
 from clients.errors import EnvClientError
 from clients.registry import Placement, RegistryClient
-from tests.support.server import free_port
 
 TOKEN = "bench-token"
 CONCURRENCY = 64
 DURATION = 8.0
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] * 1000
-
-
 def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=REPO, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return start(["-m", "services.cli", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 async def episodes(get_client, duration: float) -> tuple[int, int, dict[str, int], list[float]]:  # type: ignore[no-untyped-def]
@@ -128,16 +119,10 @@ async def main() -> None:
             await direct.aclose()
             print(f"direct to 1 replica, {CONCURRENCY} concurrent episodes for {DURATION:.0f} s: "
                   f"{n / DURATION:.0f} episodes/s, {s / DURATION:.0f} steps/s")
-            print(f"hub RSS {psutil.Process(procs[0].pid).memory_info().rss / 2**20:.0f} MiB; "
+            print(f"hub RSS {rss_mb(procs[0].pid):.0f} MiB; "
                   f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(*procs)
 
 
 if __name__ == "__main__":

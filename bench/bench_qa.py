@@ -19,37 +19,24 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import aiohttp
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, launch_env, pct, replay, rss_mb, stop
 from clients.env_client import AsyncEnvClient
 from envs.qa.data import QaData
 from envs.qa.env import QaEnv
 from envs.qa.evaluate import run_expert
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "qa"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
 
 
 def build_time(data_dir: Path | None, repeats: int = 3) -> tuple[float, QaData]:
@@ -77,7 +64,7 @@ def search_latency(data: QaData, n: int = 1000) -> dict[str, tuple[float, float]
             lat.append(time.perf_counter() - t0)
             env.turns = 0  # stay under the turn limit; the episode never ends on search
             assert r.info["found"] == (label == "exact title"), (q, r.observation[:80])
-        out[label] = (1000 * statistics.median(lat), 1000 * pct(lat, 0.99))
+        out[label] = (1000 * statistics.median(lat), pct(lat, 0.99, last_rank=True))
     return out
 
 
@@ -92,32 +79,6 @@ def expert_trajectories(data: QaData) -> list[tuple[str, str, list[str]]]:
             env.step(actions[-1])
         out.append((task_id, data.gold[task_id].question, actions))
     return out
-
-
-def start_server(data_dir: Path | None, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    cmd = [sys.executable, "-m", "services.cli", "serve", "qa", "--port", str(port), "--max-sessions", "10000"]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import urllib.request
-
-    while time.perf_counter() < started + 90:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as resp:
-                if resp.status == 200:
-                    return proc, time.perf_counter() - started
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not become ready in 90 s")
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 class PeakRss:
@@ -140,32 +101,10 @@ class PeakRss:
 
 async def throughput(url: str, trajectories: list[tuple[str, str, list[str]]], concurrency: int, seconds: float,
                      miss_first: bool) -> dict[str, float]:
-    latencies: list[float] = []
-    episodes = 0
-    stop = time.perf_counter() + seconds
+    episodes = [(task_id, ([f"search[{question}]"] if miss_first else []) + actions) for task_id, question, actions in trajectories]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http, AsyncEnvClient(url, session=http) as client:
-        async def worker(w: int) -> None:
-            nonlocal episodes
-            k = w
-            while time.perf_counter() < stop:
-                task_id, question, actions = trajectories[k % len(trajectories)]
-                k += concurrency
-                s = await client.create(task_id=task_id)
-                for action in ([f"search[{question}]"] if miss_first else []) + actions:
-                    t0 = time.perf_counter()
-                    r = await client.step(s.session_id, action)
-                    latencies.append(time.perf_counter() - t0)
-                    if r.done:
-                        assert r.reward == 1.0, (task_id, r.reward)
-                        episodes += 1
-                await client.close(s.session_id)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return {"steps": len(latencies), "seconds": elapsed, "steps_per_s": len(latencies) / elapsed, "episodes": episodes,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * pct(latencies, 0.99)}
+        return await replay(client, episodes, concurrency, seconds)
 
 
 def main() -> int:
@@ -192,15 +131,14 @@ def main() -> int:
     del data
 
     if data_dir is not None:  # the same service on the tiny built-in set: the RSS baseline without the corpus
-        base, _ = start_server(None, free_port())
+        base, _ = launch_env("qa", None, free_port(), timeout=90, interval=0.05)
         try:
             time.sleep(0.5)
             print(f"service RSS baseline (built-in set, 116 pages): {rss_mb(base.pid):.1f} MB")
         finally:
-            base.terminate()
-            base.wait(timeout=10)
+            stop(base)
     port = free_port()
-    proc, start_s = start_server(data_dir, port)
+    proc, start_s = launch_env("qa", data_dir, port, timeout=90, interval=0.05)
     url = f"http://127.0.0.1:{port}"
     try:
         print(f"service start (launch → ready): {start_s:.2f} s; RSS at ready: {rss_mb(proc.pid):.1f} MB")
@@ -212,11 +150,7 @@ def main() -> int:
                   f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
         print(f"service RSS: after the runs {rss_mb(proc.pid):.1f} MB, peak {peak.stop():.1f} MB")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return 0
 
 

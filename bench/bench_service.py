@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,35 +19,9 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(url) as r:
-                    if r.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+from bench.common import free_port, pct, run_workers, start, stop, wait_ready
 
 
 async def run_noop(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
@@ -59,7 +30,7 @@ async def run_noop(url: str, requests: int, concurrency: int) -> tuple[float, li
     async with aiohttp.ClientSession(connector=conn) as http:
         per_worker = requests // concurrency
 
-        async def worker() -> None:
+        async def worker(_: int) -> None:
             for _ in range(per_worker):
                 t = time.perf_counter()
                 async with http.post(f"{url}/noop", json={"action": "add[1]"}) as r:
@@ -67,9 +38,8 @@ async def run_noop(url: str, requests: int, concurrency: int) -> tuple[float, li
                     assert r.status == 200
                 latencies.append(time.perf_counter() - t)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(latencies) / (time.perf_counter() - started), latencies
+        elapsed = await run_workers(worker, concurrency)
+        return len(latencies) / elapsed, latencies
 
 
 async def run_env(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
@@ -97,9 +67,8 @@ async def run_env(url: str, requests: int, concurrency: int) -> tuple[float, lis
             async with http.delete(f"{url}/v1/sessions/{sid}") as r:
                 await r.read()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        return len(latencies) / (time.perf_counter() - started), latencies
+        elapsed = await run_workers(worker, concurrency)
+        return len(latencies) / elapsed, latencies
 
 
 async def main() -> None:
@@ -115,9 +84,9 @@ async def main() -> None:
     noop_url = f"http://127.0.0.1:{noop_port}"
     urls = {m: f"http://127.0.0.1:{p}" for m, p in ports.items()}
     try:
-        await wait_ready(f"{noop_url}/docs")
+        wait_ready(f"{noop_url}/docs", timeout=30)
         for url in urls.values():
-            await wait_ready(f"{url}/readyz")
+            wait_ready(f"{url}/readyz", timeout=30)
             await run_env(url, 512, 8)  # warm-up
         await run_noop(noop_url, 512, 8)
         print("env steps run in a worker thread ('thread', the default) or on the event loop ('inline', env opts in)")
@@ -129,9 +98,7 @@ async def main() -> None:
                 print(f"{c:>5} | {mode:>6} | {noop_rate:>11.0f} | {env_rate:>11.0f} | {env_rate / noop_rate:>5.2f} | "
                       f"{pct(noop_lat, .5):>7.1f}/{pct(noop_lat, .99):<8.1f} | {pct(env_lat, .5):>6.1f}/{pct(env_lat, .99):<8.1f}")
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+        stop(*procs)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,22 +29,11 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import env_service, expert_episodes, pct, run_workers
 from clients.env_client import AsyncEnvClient
-from clients.errors import EnvClientError
 from envs.sql.data import SqlData, load_builtin, load_dir
 from envs.sql.env import SqlEnv
 from envs.sql.sandbox import SandboxDb
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
 
 
 def timed(fn, n: int) -> float:  # type: ignore[no-untyped-def]
@@ -103,58 +90,6 @@ def bench_reset(data: SqlData, task_ids: list[str], n: int = 300) -> float:
 
 
 # ----- 2./3. service ------------------------------------------------------------------------------
-def start_server(port: int, data_dir: Path | None, env: str = "sql") -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "services.cli", "serve", env, "--port", str(port), "--max-sessions", "10000"]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_ready(client: AsyncEnvClient) -> None:
-    for _ in range(600):
-        try:
-            await client.info()
-            return
-        except EnvClientError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
-async def expert_episodes(client: AsyncEnvClient, task_ids: list[str], concurrency: int, seconds: float) -> None:
-    step_lat: list[float] = []
-    create_lat: list[float] = []
-    successes = episodes = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(w: int) -> None:
-        nonlocal successes, episodes
-        k = w
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            created = await client.create(task_id=task_ids[k % len(task_ids)])
-            create_lat.append(time.perf_counter() - t)
-            k += concurrency
-            while True:
-                action = await client.expert_action(created.session_id)
-                t = time.perf_counter()
-                step = await client.step(created.session_id, action)
-                step_lat.append(time.perf_counter() - t)
-                if step.done:
-                    break
-            episodes += 1
-            successes += int(step.reward == 1.0)
-            await client.close(created.session_id)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    print(f"  expert episodes: {len(step_lat) / elapsed:.0f} steps/s, {episodes / elapsed:.0f} episodes/s "
-          f"(each also 1 create + 1 expert GET per step + 1 close); step p50 {pct(step_lat, .5):.1f} ms, "
-          f"p99 {pct(step_lat, .99):.1f} ms; create p50 {pct(create_lat, .5):.1f} ms, p99 {pct(create_lat, .99):.1f} ms; "
-          f"expert success {successes}/{episodes}")
-
-
 async def steady_steps(client: AsyncEnvClient, data: SqlData, task_ids: list[str], concurrency: int, seconds: float) -> None:
     lat: list[float] = []
     stop = time.perf_counter() + seconds
@@ -172,9 +107,7 @@ async def steady_steps(client: AsyncEnvClient, data: SqlData, task_ids: list[str
                 sid = (await client.create(task_id=tid)).session_id
         await client.close(sid)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed = await run_workers(worker, concurrency)
     print(f"  steady execute steps (gold query of each task, new session every {SqlEnv.max_turns} steps): "
           f"{len(lat) / elapsed:.0f} steps/s; p50 {pct(lat, .5):.1f} ms, p99 {pct(lat, .99):.1f} ms ({len(lat)} steps)")
 
@@ -205,20 +138,14 @@ async def memory_per_session(client: AsyncEnvClient, pid: int, task_ids: list[st
 
 async def service(label: str, data: SqlData, data_dir: Path | None, task_ids: list[str], mem_tasks: list[str],
                   concurrency: int, seconds: float, env: str = "sql") -> None:
-    port = free_port()
-    proc = start_server(port, data_dir, env)
-    try:
-        async with AsyncEnvClient(f"http://127.0.0.1:{port}", max_connections=concurrency * 2, timeout=120) as client:
-            await wait_ready(client)
-            print(f"service ({label}), {concurrency} concurrent sessions, {seconds:g} s per run:")
-            await expert_episodes(client, task_ids, concurrency, seconds)
-            await steady_steps(client, data, [t for t in task_ids if data.gold[t].sql and data.gold[t].kind == "query"],
-                               concurrency, seconds)
-            if env == "sql":  # on PostgreSQL a session's data lives in the server's backend process, not here
-                await memory_per_session(client, proc.pid, mem_tasks, 256)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    async with env_service(env, data_dir, max_connections=concurrency * 2, timeout=120) as (client, proc):
+        print(f"service ({label}), {concurrency} concurrent sessions, {seconds:g} s per run:")
+        await expert_episodes(client, task_ids, concurrency, seconds, "{steps_per_s:.0f} steps/s, {episodes_per_s:.0f} episodes/s "
+                              "(each also 1 create + 1 expert GET per step + 1 close)")
+        await steady_steps(client, data, [t for t in task_ids if data.gold[t].sql and data.gold[t].kind == "query"],
+                           concurrency, seconds)
+        if env == "sql":  # on PostgreSQL a session's data lives in the server's backend process, not here
+            await memory_per_session(client, proc.pid, mem_tasks, 256)
 
 
 def main() -> None:

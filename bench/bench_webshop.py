@@ -16,51 +16,20 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-import httpx
-import psutil
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, launch_env, replay, rss_mb, stop
 from clients.env_client import AsyncEnvClient
 from envs.webshop.env import WebShopEnv
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "webshop"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path | None, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    cmd = [sys.executable, "-m", "services.cli", "serve", "webshop", "--port", str(port), "--max-sessions", "10000"]
-    if data_dir is not None:
-        cmd += ["--data-dir", str(data_dir)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = started + 60
-    url = f"http://127.0.0.1:{port}/readyz"
-    while time.perf_counter() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return proc, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("server did not become ready in 60 s")
 
 
 _LOAD_PROBE = """
@@ -81,10 +50,6 @@ def webshop_own_cost(data_dir: Path | None) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _LOAD_PROBE, str(data_dir) if data_dir else "-"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def expert_trajectories(data_dir: Path | None, n: int) -> list[tuple[str, list[str]]]:
@@ -140,33 +105,8 @@ async def session_memory(url: str, pid: int, n: int) -> tuple[float, float, floa
 
 
 async def throughput(url: str, trajectories: list[tuple[str, list[str]]], concurrency: int, seconds: float) -> dict[str, float]:
-    latencies: list[float] = []
-    episodes = 0
-    stop = time.perf_counter() + seconds
-
     async with AsyncEnvClient(url, max_connections=concurrency) as client:
-        async def worker(w: int) -> None:
-            nonlocal episodes
-            k = w
-            while time.perf_counter() < stop:
-                task_id, actions = trajectories[k % len(trajectories)]
-                k += concurrency
-                s = await client.create(task_id=task_id)
-                for action in actions:
-                    t0 = time.perf_counter()
-                    r = await client.step(s.session_id, action)
-                    latencies.append(time.perf_counter() - t0)
-                    if r.done:
-                        assert r.reward == 1.0, (task_id, r.reward)
-                        episodes += 1
-                await client.close(s.session_id)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    lat = sorted(latencies)
-    return {"steps": len(lat), "seconds": elapsed, "steps_per_s": len(lat) / elapsed, "episodes": episodes,
-            "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
+        return await replay(client, trajectories, concurrency, seconds)
 
 
 def main() -> int:
@@ -192,7 +132,7 @@ def main() -> int:
           f"RSS +{own['mb']:.1f} MB")
 
     port = free_port()
-    proc, start_s = start_server(data_dir, port)
+    proc, start_s = launch_env("webshop", data_dir, port, interval=0.02)
     url = f"http://127.0.0.1:{port}"
     try:
         print(f"service start (launch → ready, whole `trajgym serve` process): {start_s:.2f} s; "
@@ -206,11 +146,7 @@ def main() -> int:
               f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
         print(f"RSS after the run: {rss_mb(proc.pid):.1f} MB")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return 0
 
 

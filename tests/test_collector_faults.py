@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,26 +21,14 @@ from collector.config import JobConfig
 from collector.engine import Collector
 from collector.scoring import score_run
 from collector.store import Store
-from services.app import create_app
-from tests.support.counter_env import CounterData, CounterEnv
-from tests.support.openai_stub import StubControl, create_stub
-from tests.support.server import free_port, running_server
+from tests.support import collector as collector_setup
+from tests.support.collector import TARGETS
+from tests.support.openai_stub import StubControl
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {t.task_id: int(t.meta["target"]) for t in CounterData().tasks.values()}
-
-
-@pytest.fixture(scope="module")
-def env_url() -> Iterator[str]:
-    with running_server(create_app(CounterEnv)) as url:
-        yield url
-
-
-@pytest.fixture
-def stub() -> Iterator[tuple[str, StubControl]]:
-    app, control = create_stub()
-    with running_server(app) as url:
-        yield url, control
+env_url = collector_setup.env_url  # fixtures (module-scoped counter env service, scripted model stub)
+stub = collector_setup.stub
 
 
 def _job(tmp_path: Path, env_url: str, model_url: str, **kw: object) -> JobConfig:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,31 +15,21 @@ import pytest
 
 from collector.store import Store
 from services.app import create_app
-from tests.support.counter_env import CounterData, CounterEnv
+from tests.support.collector import TARGETS
+from tests.support.counter_env import CounterEnv
 from tests.support.openai_stub import create_stub
+from tests.support.postgres import fresh_schema_url
 from tests.support.server import running_server
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[1]
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-TARGETS = {t.task_id: int(t.meta["target"]) for t in CounterData().tasks.values()}
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(PG, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {err}")
-    schema = f"tg_collector_{uuid.uuid4().hex[:12]}"
-    conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.close()
+    with fresh_schema_url("tg_collector") as url:
+        yield url
 
 
 def test_two_processes_one_run_no_double_claim(pg_url: str) -> None:

@@ -3,7 +3,6 @@ and SQLite vs PostgreSQL giving the same documents for the same seeded runs."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ from services.dashboard import queries
 from services.dashboard.db import ReadStore
 from services.dashboard.schemas import Message, TaskFilter
 from services.dashboard.seed import RunSpec, seed_run, tasks_for
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.support.postgres import fresh_schema_url
 
 
 def msg(idx: int, step: int, role: str, content: str | None = None, action: str | None = None, **kw: Any) -> Message:
@@ -117,18 +115,8 @@ def _docs(ro: ReadStore) -> dict[str, Any]:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(PG, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {err}")
-    schema = f"tg_dash_{uuid.uuid4().hex[:12]}"
-    conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.close()
+    with fresh_schema_url("tg_dash") as url:
+        yield url
 
 
 @pytest.mark.postgres

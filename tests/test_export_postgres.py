@@ -4,7 +4,6 @@ Runs in a fresh uniquely named schema (dropped afterwards)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,27 +12,17 @@ import pytest
 from collector.export import Curation, ExportFormat, export_runs, select
 from collector.export.synthetic import EpisodeSpec, build_run
 from collector.store import Store
+from tests.support.postgres import fresh_schema_url
 from tests.test_export_curation import KNOWN
 from tests.test_export_formats import _tool_turns
 
 pytestmark = pytest.mark.postgres
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(PG, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {err}")
-    schema = f"tg_export_{uuid.uuid4().hex[:12]}"
-    conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.close()
+    with fresh_schema_url("tg_export") as url:
+        yield url
 
 
 def _fill(store: Store) -> None:
