@@ -23,10 +23,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from collector.engine import Collector
 
 ENVS = ("webshop", "household", "sql", "qa")
 
@@ -119,11 +123,25 @@ def scores_table(store_url: str, run_names: list[str]) -> Table:
     return table
 
 
+async def _collect_with_progress(collector: "Collector", name: str, console: Console) -> None:
+    from collector.display import make_progress, progress_line
+
+    task = asyncio.create_task(collector.run())
+    with make_progress(console) as progress:
+        bar = progress.add_task(f"collect {name}", total=None, line="")
+        while not task.done():
+            s = collector.stats
+            progress.update(bar, total=s.total or None, completed=s.already_done + s.done, line=progress_line(s))
+            await asyncio.wait({task}, timeout=0.25)
+        s = collector.stats
+        progress.update(bar, total=s.total or 1, completed=s.already_done + s.done, line=progress_line(s))
+    await task
+
+
 def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = False, limit: int | None = None,
                concurrency: int = 16, wait: bool = True, hub_port: int = 8700, console: Console | None = None) -> dict[str, object]:
     """Run the pipeline; returns what it produced (store URL, run names, export path, dashboard URL)."""
     from collector.config import JobConfig, Policy, PromptFormat, Sampling
-    from collector.display import make_progress, progress_line
     from collector.engine import Collector
     from collector.export.filters import Curation
     from collector.export.pipeline import ExportFormat, export_runs
@@ -164,21 +182,7 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
                             prompt_format=PromptFormat.react, constrain_actions=bool(model), split="test",
                             limit=limit if limit is not None else (8 if model else None), concurrency=concurrency,
                             max_turns=8 if model else None, sampling=Sampling(max_tokens=128))
-            collector = Collector(job)
-
-            async def collect() -> None:
-                task = asyncio.create_task(collector.run())
-                with make_progress(console) as progress:
-                    bar = progress.add_task(f"collect {name}", total=None, line="")
-                    while not task.done():
-                        s = collector.stats
-                        progress.update(bar, total=s.total or None, completed=s.already_done + s.done, line=progress_line(s))
-                        await asyncio.wait({task}, timeout=0.25)
-                    s = collector.stats
-                    progress.update(bar, total=s.total or 1, completed=s.already_done + s.done, line=progress_line(s))
-                await task
-
-            asyncio.run(collect())
+            asyncio.run(_collect_with_progress(Collector(job), name, console))
             run_names.append(run)
             services.check_alive()
 

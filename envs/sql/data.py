@@ -226,7 +226,7 @@ def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dic
     templates: dict[str, DbTemplate] = {}
     gold: dict[str, SqlGold] = {}
     with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(l for l in fh if l.strip()):
+        for i, line in enumerate(raw for raw in fh if raw.strip()):
             item = DbBenchTask.model_validate_json(line)
             task_type = item.type[0] if item.type else "other"
             kind = "mutation" if task_type.upper() in ("INSERT", "UPDATE", "DELETE") else "query"
@@ -258,11 +258,15 @@ def load_dir(data_dir: Path) -> SqlData:
     spider_roots = [p for p in (root / "spider", root) if (p / "questions.json").is_file()]
     if spider_roots:
         t, d, g = load_spider(inside(root, spider_roots[0].relative_to(root)))
-        tasks += t; templates.update(d); gold.update(g)
+        tasks += t
+        templates.update(d)
+        gold.update(g)
     bench_dir = root / "dbbench" if (root / "dbbench").is_dir() else root
     for jsonl in sorted(bench_dir.glob("*.jsonl")):
         t, d, g = load_dbbench(inside(root, jsonl.relative_to(root)))
-        tasks += t; templates.update(d); gold.update(g)
+        tasks += t
+        templates.update(d)
+        gold.update(g)
     if not tasks:
         raise FileNotFoundError(f"no Spider (questions.json) or DB-bench (*.jsonl) data under {data_dir}")
     return SqlData(tasks, templates, gold)

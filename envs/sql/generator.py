@@ -54,7 +54,7 @@ def _split(i: int) -> str:
 
 
 def _names(rng: random.Random, n: int) -> list[str]:
-    pairs = [f"{f} {l}" for f in FIRST for l in LAST]
+    pairs = [f"{first} {last}" for first in FIRST for last in LAST]
     return rng.sample(pairs, n)
 
 
