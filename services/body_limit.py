@@ -11,6 +11,17 @@ class BodyTooLarge(Exception):
     pass
 
 
+def _replay(messages: list[Message], upstream: Receive) -> Receive:
+    """A `receive` that first returns the already-read body messages, then defers to the client's."""
+    pending = iter(messages)
+
+    async def receive() -> Message:
+        message = next(pending, None)
+        return message if message is not None else await upstream()
+
+    return receive
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -32,6 +43,23 @@ class BodyLimitMiddleware:
                     await self._reject(send)
                     return
                 break
+        else:
+            # No Content-Length (chunked): read the body here, so an oversized one is refused with 413
+            # before the app runs (raised inside the app, FastAPI would turn it into a 400 parse error).
+            buffered: list[Message] = []
+            total = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                total += len(message.get("body", b""))
+                if total > self.max_bytes:
+                    await self._reject(send)
+                    return
+                buffered.append(message)
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(buffered, receive)
         seen = 0
         started = False
 

@@ -16,6 +16,20 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class UnprocessableBody(BaseModel):
+    """422: a message (malformed action) or FastAPI's list of request-validation errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+# Error statuses every API route may answer (documented in the OpenAPI schema): 400 unparsable
+# JSON body, 413 body over the limit (BodyLimitMiddleware), 422 invalid body or action.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{status: {"model": ErrorBody} for status in (400, 403, 404, 409, 413, 429)},
+    422: {"model": UnprocessableBody},
+}
+
+
 class CreateSession(BaseModel):
     task_id: str | None = Field(default=None, max_length=500)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)

@@ -130,6 +130,8 @@ class SqlEnv(Env[SqlData]):
         if len(sql) > self.data.limits.max_sql_chars:
             return StepResult(observation=f"Error: SQL longer than {self.data.limits.max_sql_chars} characters.",
                               info={"error": True})
+        if "\x00" in sql:  # sqlite3 raises ValueError on NUL; neither backend can run it
+            return StepResult(observation="Error: SQL must not contain NUL characters.", info={"error": True})
         result = self.db.execute(sql)
         if result.error is None:
             self.executed.append(sql)

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.body_limit import BodyLimitMiddleware
 from services.hub.auth import bearer_guard
 from services.hub.health import HealthChecker, probe
 from services.hub.schemas import (
@@ -45,6 +46,7 @@ from services.hub.schemas import (
     check_name,
 )
 from services.hub.store import Conflict, HubStore, NotFound
+from services.schemas import ErrorBody, UnprocessableBody
 
 log = logging.getLogger("trajgym.hub")
 T = TypeVar("T")
@@ -57,6 +59,15 @@ class HubSettings(BaseModel):
     health_timeout: float = Field(default=3.0, gt=0, description="timeout of one replica probe (s)")
     failures_before_down: int = Field(default=2, ge=1, description="consecutive failed checks before a replica is down")
     info_timeout: float = Field(default=10.0, gt=0, description="timeout of reading a replica's /v1/info at registration")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies are refused with 413")
+
+
+# Documented error statuses (OpenAPI): every v1 route, plus 401/403 on the token-guarded write routes.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{status: {"model": ErrorBody} for status in (400, 404, 409, 413)},
+    422: {"model": UnprocessableBody},
+}
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 403)}
 
 
 @dataclass
@@ -106,6 +117,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
 
     app = FastAPI(title="trajgym hub", description="Registry of trajgym env services and their replicas.", lifespan=lifespan)
     app.state.hub = state
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -116,7 +128,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     write = [Depends(bearer_guard(token))]
-    v1 = APIRouter(prefix="/v1")
+    v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
     @v1.get("/envs", response_model=EnvList, summary="Registered envs and their replicas")
     async def list_envs() -> EnvList:
@@ -126,7 +138,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
     async def get_env(name: str) -> EnvRecord:
         return await _db(state.store.get_env, name)
 
-    @v1.post("/envs", response_model=EnvRecord, status_code=201, dependencies=write, summary="Register an env (reads its /v1/info)")
+    @v1.post("/envs", response_model=EnvRecord, status_code=201, dependencies=write, responses=AUTH_RESPONSES, summary="Register an env (reads its /v1/info)")
     async def register(body: RegisterEnv) -> EnvRecord:
         probes = await asyncio.gather(*(probe(state.client(), url, settings.info_timeout, None, read_info=True)
                                         for url in body.urls))
@@ -148,12 +160,12 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         log.info("registered env %s (%s %s) with %d replica(s)", name, info.name, info.version, len(checks))
         return record
 
-    @v1.delete("/envs/{name}", response_model=Deleted, dependencies=write, summary="Unregister an env")
+    @v1.delete("/envs/{name}", response_model=Deleted, dependencies=write, responses=AUTH_RESPONSES, summary="Unregister an env")
     async def unregister(name: str) -> Deleted:
         await _db(state.store.delete_env, name)
         return Deleted(name=name)
 
-    @v1.post("/envs/{name}/replicas", response_model=Replica, status_code=201, dependencies=write, summary="Add a replica")
+    @v1.post("/envs/{name}/replicas", response_model=Replica, status_code=201, dependencies=write, responses=AUTH_RESPONSES, summary="Add a replica")
     async def add_replica(name: str, body: AddReplica) -> Replica:
         env = await _db(state.store.get_env, name)
         result, _ = await probe(state.client(), body.url, settings.info_timeout, (env.env_name, env.version))
@@ -161,12 +173,12 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
             raise HTTPException(409, f"{body.url} {result.error}")
         return await _db(state.store.add_replica, name, body.url, result)
 
-    @v1.delete("/envs/{name}/replicas/{replica_id}", response_model=Deleted, dependencies=write, summary="Remove a replica")
+    @v1.delete("/envs/{name}/replicas/{replica_id}", response_model=Deleted, dependencies=write, responses=AUTH_RESPONSES, summary="Remove a replica")
     async def remove_replica(name: str, replica_id: int) -> Deleted:
         await _db(state.store.remove_replica, name, replica_id)
         return Deleted(name=name, replica_id=replica_id)
 
-    @v1.post("/health/check", response_model=EnvList, dependencies=write, summary="Run a health-check round now")
+    @v1.post("/health/check", response_model=EnvList, dependencies=write, responses=AUTH_RESPONSES, summary="Run a health-check round now")
     async def check_now() -> EnvList:
         assert state.checker is not None
         await state.checker.check_once()
