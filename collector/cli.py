@@ -108,6 +108,14 @@ def collect(
 
         if isinstance(err, (EnvClientError, ModelError)):
             raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from collector.store.engine import safe_url
+
+        if isinstance(err, SQLAlchemyError):  # disk full, read-only file, database down: name the store and the cause
+            cause = getattr(err, "orig", None) or err
+            raise _fail(console, f"store {safe_url(cfg.store)} failed: {type(cause).__name__}: {str(cause).splitlines()[0]} "
+                                 f"(finished episodes are committed; fix the store and rerun with --resume)", 4) from err
         raise
     console.print(summary_table(summary))  # type: ignore[arg-type]
     infra = summary.counts.get("infra_error", 0)  # type: ignore[attr-defined]
