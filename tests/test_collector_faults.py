@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from collector.store import Store
 from tests.support import collector as collector_setup
 from tests.support.collector import TARGETS
 from tests.support.openai_stub import StubControl
-from tests.support.server import free_port
+from tests.support.server import free_port, start_counter_process
 
 ROOT = Path(__file__).resolve().parents[1]
 env_url = collector_setup.env_url  # fixtures (module-scoped counter env service, scripted model stub)
@@ -85,26 +84,13 @@ async def test_model_down_gives_infra_errors_never_reward_zero(tmp_path: Path, e
     assert all(e["attempt"] == 3 and e["claims"] == 2 and e["error"] is None for e in eps)
 
 
-def _start_env_process(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv",
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("env service did not start")
 
 
 async def test_env_service_killed_mid_episode(tmp_path: Path, stub: tuple[str, StubControl]) -> None:
     url, control = stub
     control.delay = 0.03
     port = free_port()
-    proc = _start_env_process(port)
+    proc = start_counter_process(port)
     try:
         job = _job(tmp_path, f"http://127.0.0.1:{port}", url, split="all", concurrency=3, retry_backoff=0.05, env_timeout=2.0)
         collector = Collector(job)
@@ -128,7 +114,7 @@ async def test_env_service_killed_mid_episode(tmp_path: Path, stub: tuple[str, S
         assert all(s.success_rate in (1.0, None) for s in scores)
         assert sum(s.infra_errors for s in scores) == summary.counts["infra_error"]
         # the service restarts on the same port: resume completes the run, each task exactly once
-        proc = _start_env_process(port)
+        proc = start_counter_process(port)
         again = await Collector(job, resume=True).run()
         assert again.requeued["requeued"] == summary.counts["infra_error"]
         _assert_complete(store, summary.run_id, [f"counter-{i}" for i in range(30)], 1)

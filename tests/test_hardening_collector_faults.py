@@ -21,9 +21,7 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -40,7 +38,7 @@ from services.app import create_app
 from services.hub.app import create_hub_app
 from tests.support.counter_env import CounterData, CounterEnv
 from tests.support.openai_stub import StubControl, create_stub
-from tests.support.server import free_port, running_server
+from tests.support.server import free_port, running_server, start_counter_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {t.task_id: int(t.meta["target"]) for t in CounterData().tasks.values()}
@@ -180,19 +178,6 @@ async def test_model_connection_reset_gives_infra_errors(tmp_path: Path, env_url
 
 
 # ----- env service faults ----------------------------------------------------------------------
-def _start_env(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv",
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("env service did not start")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -212,7 +197,7 @@ async def test_env_service_killed_and_restarted_mid_run_finishes_in_one_run(tmp_
     app, control = create_stub()
     control.delay = 0.02
     port = free_port()
-    procs = [_start_env(port)]
+    procs = [start_counter_process(port)]
     try:
         with running_server(app) as model:
             # 5 attempts with backoff 0.3, 0.6, 1.2, 2.4 s: longer than the restart takes
@@ -223,7 +208,7 @@ async def test_env_service_killed_and_restarted_mid_run_finishes_in_one_run(tmp_
             await _wait_done(collector, 4)
             procs[0].send_signal(signal.SIGKILL)  # 3 episodes in flight lose their sessions
             await asyncio.to_thread(procs[0].wait)
-            procs.append(await asyncio.to_thread(_start_env, port))
+            procs.append(await asyncio.to_thread(start_counter_process, port))
             summary = await run
         assert summary.counts == {"success": 30}, summary.counts
         assert summary.stats.infra_retries >= 1  # the in-flight episodes were retried on the new process
@@ -240,7 +225,7 @@ async def test_one_of_two_hub_replicas_killed_mid_run(tmp_path: Path) -> None:
     control.delay = 0.02
     token = "hardening"
     ports = [free_port(), free_port()]
-    procs = [_start_env(p) for p in ports]
+    procs = [start_counter_process(p) for p in ports]
     hub = create_hub_app(f"sqlite:///{tmp_path / 'hub.db'}", token, health_checks=False)
     try:
         with running_server(app) as model, running_server(hub) as hub_url:
