@@ -82,7 +82,7 @@ def agentgym_router(service: EnvService) -> APIRouter:
     @router.post("/close", response_model=Closed, summary="AgentGym: close the instance")
     async def close(body: AgentGymRef) -> Closed:
         session = service.sessions.get_agentgym(body.index)
-        service.sessions.close(session.id)
+        await service.close_session(session.id)
         return Closed(session_id=session.id)
 
     return router

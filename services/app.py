@@ -92,11 +92,26 @@ class EnvService:
         self._info: EnvInfo | None = None
 
     def _closed(self, session: Session, reason: str) -> None:
+        """Env cleanup (dropping a database copy, a server-side schema) runs in a worker thread, off the loop."""
         self.metrics.closed(reason)
+        self.executor.submit(self._close_env, session)
+
+    @staticmethod
+    def _close_env(session: Session) -> None:
         try:
             session.env.close()
         except Exception:  # a failing cleanup must not keep a session alive
             log.exception("env close failed for session %s", session.id)
+
+    async def close_session(self, session_id: str) -> None:
+        """Close after any running step of the session has finished (steps and cleanup never overlap)."""
+        try:
+            session = self.sessions.get(session_id)
+        except SessionNotFound:
+            self.sessions.close(session_id)  # 404 if unknown; a no-op if it was closed before
+            return
+        async with session.lock:
+            self.sessions.close(session_id)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run env code: in the service's worker threads unless the env declares its steps trivial."""
@@ -169,7 +184,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         finally:
             reaper.cancel()
             service.sessions.close_all()
-            service.executor.shutdown(wait=False, cancel_futures=True)
+            service.executor.shutdown(wait=True)  # lets the sessions' cleanups finish
             if service.data is not None:
                 service.data.close()
 
@@ -240,7 +255,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
 
     @v1.delete("/sessions/{session_id}", response_model=Closed, summary="Close a session (idempotent)")
     async def close(session_id: str) -> Closed:
-        service.sessions.close(session_id)
+        await service.close_session(session_id)
         return Closed(session_id=session_id)
 
     app.include_router(v1)
