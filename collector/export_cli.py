@@ -42,13 +42,18 @@ def _band(text: str | None) -> tuple[int | None, int | None]:
         raise ValueError(f"--solved takes integers MIN:MAX, got {text!r}") from err
 
 
-def _curation(split: list[str] | None, outcome: list[str] | None, success_only: bool, min_reward: float | None,
-              max_turns: int | None, max_tokens: int | None, valid_format: bool, solved: str | None, dedup: bool,
-              best_of: int | None) -> Curation:
-    lo, hi = _band(solved)
-    return Curation(splits=split or None, outcomes=outcome or None, success_only=success_only, min_reward=min_reward,
-                    max_turns=max_turns, max_tokens=max_tokens, valid_format=valid_format, solved_min=lo,
-                    solved_max=hi, dedup=dedup, best_of=best_of)
+def _curation(console: Console, split: list[str] | None, outcome: list[str] | None, success_only: bool,
+              min_reward: float | None, max_turns: int | None, max_tokens: int | None, valid_format: bool,
+              solved: str | None, dedup: bool, best_of: int | None) -> Curation:
+    """The filters given on the command line; a CLI error (exit 2) naming the bad one."""
+    try:
+        lo, hi = _band(solved)
+        return Curation(splits=split or None, outcomes=outcome or None, success_only=success_only, min_reward=min_reward,
+                        max_turns=max_turns, max_tokens=max_tokens, valid_format=valid_format, solved_min=lo,
+                        solved_max=hi, dedup=dedup, best_of=best_of)
+    except (ValidationError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
 
 
 def _report_table(title: str, report: CurationReport) -> Table:
@@ -80,12 +85,8 @@ def export(
     from collector.store import RunNotFound, Store
 
     console = Console(stderr=as_json)
-    try:
-        cur = _curation(split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,
-                        best_of)
-    except (ValidationError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    cur = _curation(console, split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,
+                    best_of)
     s = Store(store)
     try:
         summary = export_runs(s, run, fmt, out, cur, mask_refused=mask_refused)
@@ -115,12 +116,8 @@ def curate(
     from collector.store import RunNotFound, Store
 
     console = Console(stderr=as_json)
-    try:
-        cur = _curation(split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,
-                        best_of)
-    except (ValidationError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    cur = _curation(console, split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,
+                    best_of)
     s = Store(store)
     try:
         kept, report = select(s, run, cur)
