@@ -6,7 +6,7 @@ what is stored is checked against the server itself (`/tokenize`, `/detokenize`)
 and its `usage`. Then the server is stopped mid-run and restarted: infra errors,
 never reward 0, and a resume that completes every task exactly once.
 
-Run with `make test-model` (first run sets up the model venv: about 5–7 minutes).
+Run with `make test-model` (the first run sets up the model venv: 68 s install with a warm pip cache + 41 s conversion measured here; about 3 min 40 s more for a cold install per the shared notes).
 """
 
 from __future__ import annotations
