@@ -9,16 +9,18 @@ An environment is two classes:
   observation) and `act(action)` (one parsed action → `StepResult`), optionally
   `valid_actions()`, `expert_action()` and `progress()`.
 
-Everything generic — resolving a task from id/seed/split, parsing text and tool
-calls through `envs.actions`, turn limits, refusing steps after the end — lives
-here, so an env never repeats it. The HTTP layer (`services`) and the gymnasium
+Everything generic — reading files under `--data-dir` (`DataDir`), named modes
+(`ModeSpec`), resolving a task from id/seed/split, parsing text and tool calls
+through `envs.actions`, turn limits, refusing steps after the end — lives here,
+so an env never repeats it. The HTTP layer (`services`) and the gymnasium
 adapter (`envs.gym_adapter`) only call the public methods below.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -52,6 +54,77 @@ class NoExpert(EnvError):
     pass
 
 
+class DataDirError(Exception):
+    """A `--data-dir` that cannot be used: missing, not a folder, lacking the env's files, or
+    holding a path that leads outside it. `trajgym serve` reports it as one `error:` line."""
+
+
+class DataDir:
+    """A data folder an env reads published files from. Every path goes through `path()`:
+    absolute paths, `..` and symlinks that resolve outside the folder are refused."""
+
+    def __init__(self, path: str | Path) -> None:
+        given = Path(path)
+        if not given.exists():
+            raise DataDirError(f"data directory {given} does not exist")
+        if not given.is_dir():
+            raise DataDirError(f"data directory {given} is not a directory")
+        self.root = given.resolve()
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def path(self, relative: str | Path) -> Path:
+        """`root / relative`, resolved; raises `DataDirError` when it leads outside the folder."""
+        rel = Path(relative)
+        if rel.is_absolute():
+            if not rel.is_relative_to(self.root):
+                raise DataDirError(f"{rel} is not inside the data directory {self.root}")
+            rel = rel.relative_to(self.root)
+        if ".." in rel.parts:
+            raise DataDirError(f"{rel} leaves the data directory {self.root}")
+        resolved = (self.root / rel).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise DataDirError(f"{rel} resolves outside the data directory {self.root} (a symlink out?)")
+        return resolved
+
+    def exists(self, relative: str | Path) -> bool:
+        return self.path(relative).exists()
+
+    def file(self, relative: str | Path) -> Path:
+        """A regular file inside the folder."""
+        resolved = self.path(relative)
+        if not resolved.is_file():
+            raise DataDirError(f"{relative}: no such file in the data directory {self.root}")
+        return resolved
+
+    def glob(self, pattern: str) -> list[Path]:
+        """Sorted matches of `pattern`, each checked like `path()`."""
+        return [self.path(p) for p in sorted(self.root.glob(pattern))]
+
+    def sub(self, relative: str | Path) -> DataDir:
+        """A checked subfolder as a `DataDir` of its own."""
+        return DataDir(self.path(relative))
+
+
+def as_data_dir(data_dir: str | Path | DataDir) -> DataDir:
+    return data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)
+
+
+class ModeError(ValueError):
+    """An unknown mode axis or value (`trajgym serve ... --mode AXIS=VALUE`)."""
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """One axis of named variants of an env. `choices[0]` is the default and must be the
+    published benchmark's behaviour; the others are opt-in, recorded with every run."""
+
+    axis: str
+    choices: tuple[str, ...]
+    help: str = ""
+
+
 class EnvData:
     """Shared, read-only resources of one env service, with its task list.
 
@@ -63,6 +136,24 @@ class EnvData:
         self._by_split: dict[Split, list[str]] = {s: [] for s in Split}
         for t in tasks:
             self._by_split[t.split].append(t.task_id)
+        # the env's named modes in force (set by `Env.load_data`), and tasks left out of the
+        # served splits, counted by reason (shown in /v1/info and the serve log)
+        self.modes: dict[str, str] = {}
+        self.withheld: dict[str, int] = {}
+
+    def withhold(self, task_ids: Sequence[str], reason: str) -> None:
+        """Take tasks out of the served task list (e.g. tasks that cannot be graded honestly)."""
+        gone = {t for t in task_ids if t in self.tasks}
+        if not gone:
+            return
+        for t in gone:
+            del self.tasks[t]
+        for split, ids in self._by_split.items():
+            self._by_split[split] = [i for i in ids if i not in gone]
+        self.withheld[reason] = self.withheld.get(reason, 0) + len(gone)
+
+    def apply_modes(self, modes: Mapping[str, str]) -> None:
+        """Hook for modes that change the shared data (e.g. which tasks are served). Default: none."""
 
     def task_ids(self, split: Split | None = None) -> list[str]:
         if split is None:
@@ -93,6 +184,8 @@ class Env(ABC, Generic[D]):
     agentgym_create_returns_int: ClassVar[bool] = False
     # CPU-bound steps run in a worker thread in the service; trivial envs may opt out.
     step_in_thread: ClassVar[bool] = True
+    # Named variants (grading, observation, parsing, ...); each axis' first choice is the published one.
+    modes: ClassVar[tuple[ModeSpec, ...]] = ()
 
     def __init__(self, data: D) -> None:
         self.data = data
@@ -105,8 +198,10 @@ class Env(ABC, Generic[D]):
     # ----- what an env implements -------------------------------------------------
     @classmethod
     @abstractmethod
-    def load(cls, data_dir: Path | None = None) -> D:
-        """Build the shared data: from `data_dir` (published formats) or the built-in set."""
+    def load(cls, data_dir: DataDir | None = None) -> D:
+        """Build the shared data: from `data_dir` (published formats) or the built-in set.
+        Read files only through `data_dir` (a checked `DataDir`); raise `DataDirError` when
+        the folder lacks what the env needs."""
 
     @abstractmethod
     def start(self, task: TaskSpec) -> str:
@@ -137,6 +232,30 @@ class Env(ABC, Generic[D]):
 
     # ----- generic machinery --------------------------------------------------------
     @classmethod
+    def resolve_modes(cls, requested: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Every axis with its value: the requested one, else the default (published) one."""
+        specs = {m.axis: m for m in cls.modes}
+        resolved = {m.axis: m.choices[0] for m in cls.modes}
+        for axis, value in (requested or {}).items():
+            spec = specs.get(axis)
+            if spec is None:
+                known = ", ".join(specs) or "none"
+                raise ModeError(f"{cls.name} has no mode {axis!r} (its modes: {known})")
+            if value not in spec.choices:
+                raise ModeError(f"{cls.name} mode {axis} must be one of {', '.join(spec.choices)}, not {value!r}")
+            resolved[axis] = value
+        return resolved
+
+    @classmethod
+    def load_data(cls, data_dir: str | Path | DataDir | None = None, modes: Mapping[str, str] | None = None) -> D:
+        """The one way to build shared data: checks the folder and the modes, loads, applies the modes."""
+        resolved = cls.resolve_modes(modes)
+        data = cls.load(None if data_dir is None else as_data_dir(data_dir))
+        data.modes = resolved
+        data.apply_modes(resolved)
+        return data
+
+    @classmethod
     def has_expert(cls) -> bool:
         return cls.expert_action is not Env.expert_action
 
@@ -166,6 +285,9 @@ class Env(ABC, Generic[D]):
             has_progress=cls.has_progress(),
             task_counts=data.counts(),
             system_prompt=cls.system_prompt,
+            modes=dict(data.modes),
+            mode_choices={m.axis: list(m.choices) for m in cls.modes},
+            withheld_tasks=dict(data.withheld),
         )
 
     def resolve_task(self, task_id: str | None = None, seed: int | None = None, split: Split | None = None) -> TaskSpec:

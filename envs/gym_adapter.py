@@ -34,11 +34,11 @@ class GymEnv(gymnasium.Env[str, str]):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, env_cls: type[Env] | str, data_dir: str | Path | None = None, data: EnvData | None = None,
-                 split: str | None = None, render_mode: str | None = None) -> None:
+                 split: str | None = None, render_mode: str | None = None, modes: dict[str, str] | None = None) -> None:
         from envs.registry import load_class
 
         self.env_cls = load_class(env_cls) if isinstance(env_cls, str) else env_cls
-        self.data = data if data is not None else self.env_cls.load(Path(data_dir) if data_dir else None)
+        self.data = data if data is not None else self.env_cls.load_data(data_dir or None, modes)
         self.split = Split(split) if split else None
         self.render_mode = render_mode
         self.env: Env = self.env_cls(self.data)

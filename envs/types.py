@@ -99,6 +99,9 @@ class EnvInfo(BaseModel):
     has_progress: bool
     task_counts: dict[Split, int]
     system_prompt: str = ""
+    modes: dict[str, str] = Field(default_factory=dict, description="named modes in force (axis -> value); the first choice of each axis is the published benchmark's")
+    mode_choices: dict[str, list[str]] = Field(default_factory=dict)
+    withheld_tasks: dict[str, int] = Field(default_factory=dict, description="tasks left out of the served splits, by reason")
 
 
 class Observation(BaseModel):

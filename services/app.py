@@ -174,7 +174,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if service.data is None:
-            service.data = await anyio.to_thread.run_sync(env_cls.load, data_dir)
+            service.data = await anyio.to_thread.run_sync(env_cls.load_data, data_dir)
         service.ready = True
         reaper = asyncio.create_task(service.reaper())
         if on_ready is not None:

@@ -33,6 +33,7 @@ def serve(
                                                      help="the hub's bearer token (or TRAJGYM_HUB_TOKEN)")] = None,
 ) -> None:
     """Serve one environment over HTTP (v1 API + AgentGym-compatible surface)."""
+    from envs.base import DataDirError, ModeError
     from envs.registry import UnknownEnv
     from services.app import ServiceSettings
     from services.runner import serve_env
@@ -51,7 +52,7 @@ def serve(
     try:
         serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
                   register=register, public_url=public_url, hub_token=hub_token)
-    except (UnknownEnv, FileNotFoundError) as err:
+    except (UnknownEnv, DataDirError, ModeError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
 

@@ -19,15 +19,19 @@ from services.app import ServiceSettings, create_app
 def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
               settings: ServiceSettings | None = None, log_level: str = "warning",
               switch_interval: float = 0.0005, register: str | None = None, public_url: str | None = None,
-              hub_token: str | None = None) -> None:
-    """Serve `env`; with `register=HUB_URL` join that hub once listening and leave it at shutdown."""
+              hub_token: str | None = None, modes: dict[str, str] | None = None) -> None:
+    """Serve `env`; with `register=HUB_URL` join that hub once listening and leave it at shutdown.
+
+    The env's data is loaded here, before uvicorn starts, so that a bad `--data-dir` or mode
+    raises (`DataDirError`, `ModeError`) to the caller instead of failing inside the server."""
     env_cls = load_class(env)
-    if data_dir is not None and not data_dir.is_dir():
-        raise FileNotFoundError(f"--data-dir {data_dir} is not a directory")
     # Env steps run in worker threads; a short GIL switch interval lets a finished step hand
     # its result back to the event loop without waiting out the default 5 ms (bench_service.py).
     sys.setswitchinterval(switch_interval)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
+    data = env_cls.load_data(data_dir, modes)
+    if data.withheld:
+        logging.getLogger("trajgym.serve").warning("%s: tasks withheld from the served splits: %s", env_cls.name, data.withheld)
     registrar = None
     if register:
         from services.hub.registrar import (
@@ -37,7 +41,7 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
         )
 
         registrar = SelfRegistration(register, public_url or default_public_url(host, port), local_url(host, port), hub_token)
-    app = create_app(env_cls, data_dir=data_dir, settings=settings, on_ready=registrar.start if registrar else None)
+    app = create_app(env_cls, data=data, settings=settings, on_ready=registrar.start if registrar else None)
     if registrar is not None:
         _leave_on_shutdown(app, registrar.stop)
     uvicorn.run(app, host=host, port=port, log_level=log_level, loop="auto", http="auto", access_log=False, proxy_headers=False,

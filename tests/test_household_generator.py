@@ -10,7 +10,8 @@ from pathlib import Path
 import gymnasium
 import pytest
 
-from envs.household.data import DataError, builtin_data, generated_split, real_data
+from envs.base import DataDirError
+from envs.household.data import builtin_data, generated_split, real_data
 from envs.household.env import HouseholdEnv
 from envs.household.generator import generate_game, sample_task, write_games
 from envs.household.task import TASK_TYPES
@@ -76,7 +77,7 @@ def test_written_games_load_with_the_real_loader(tmp_path: Path) -> None:
 
 def test_loader_refuses_paths_outside_root(tmp_path: Path) -> None:
     (tmp_path / "games_index.json").write_text(json.dumps({"../outside/game": {"split": "valid_seen"}}))
-    with pytest.raises(DataError, match="leaves the data root"):
+    with pytest.raises(DataDirError, match="leaves the data directory"):
         real_data(tmp_path)
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
     write_games(outside, [0], lambda s: "valid_seen")
@@ -85,7 +86,7 @@ def test_loader_refuses_paths_outside_root(tmp_path: Path) -> None:
     (root / "json_2.1.1" / "valid_seen").symlink_to(outside / "json_2.1.1" / "valid_seen")
     index = json.loads((outside / "games_index.json").read_text())
     (root / "games_index.json").write_text(json.dumps(index))
-    with pytest.raises(DataError, match="outside the data root"):
+    with pytest.raises(DataDirError, match="outside the data directory"):
         real_data(root)
 
 

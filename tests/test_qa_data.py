@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from envs.base import DataDirError
 from envs.qa.data import load_qa_data
 from envs.qa.env import QaEnv
 from envs.types import Split
@@ -87,18 +88,18 @@ def test_refuses_symlinks_out_of_the_data_dir(tmp_path: Path) -> None:
     root.mkdir()
     (root / "questions.json").symlink_to(outside / "questions.json")
     (root / "corpus.jsonl").write_text(json.dumps(CORPUS[0]) + "\n")
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(DataDirError, match="outside"):
         load_qa_data(root)
 
 
 def test_missing_or_bad_files(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataDirError):
         load_qa_data(tmp_path / "nope")
     _write(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="no QA questions"):
+    with pytest.raises(DataDirError, match="no QA questions"):
         load_qa_data(tmp_path / "empty")
     _write(tmp_path / "nocorpus", QUESTIONS)
-    with pytest.raises(FileNotFoundError, match="no QA corpus"):
+    with pytest.raises(DataDirError, match="no QA corpus"):
         load_qa_data(tmp_path / "nocorpus")
     _write(tmp_path / "bad", QUESTIONS)
     (tmp_path / "bad" / "corpus.jsonl").write_text('{"title": "A", "text": "x"}\n{"text": "no title"}\n')

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from envs.actions import UnknownActionForm
+from envs.base import DataDir, DataDirError
 from envs.sql import generator
 from envs.sql.answer import parse_answer
 from envs.sql.data import (
-    DataPathError,
     DbBenchTable,
     dbbench_database,
-    inside,
     load_builtin,
     load_dir,
     mysql_gold_to_sqlite,
@@ -147,11 +146,11 @@ def test_loader_refuses_paths_outside_root(tmp_path: Path) -> None:
     (root / "spider" / "database").mkdir(parents=True)
     outside = tmp_path / "secret.sqlite"
     sqlite3.connect(outside).execute("CREATE TABLE s (x)").connection.commit()
-    with pytest.raises(DataPathError):
-        inside(root, "../secret.sqlite")
+    with pytest.raises(DataDirError, match="leaves"):
+        DataDir(root).path("../secret.sqlite")
     os.symlink(outside, root / "spider" / "database" / "evil.sqlite")
     (root / "spider" / "questions.json").write_text('[{"db": "evil", "query": "q", "gold": "SELECT 1"}]')
-    with pytest.raises(DataPathError):
+    with pytest.raises(DataDirError, match="outside"):
         load_dir(root)
     (root / "spider" / "questions.json").write_text('[{"db": "../secret", "query": "q", "gold": "SELECT 1"}]')
     with pytest.raises(ValueError):  # the db name must be a plain name

@@ -12,7 +12,8 @@ import pytest
 from envs.types import Split
 from envs.webshop import builtin
 from envs.webshop.catalog import build_products, parse_pricing
-from envs.webshop.data import DataDirError, WebShopData, find_files, load_data
+from envs.base import DataDirError
+from envs.webshop.data import WebShopData, find_files, load_data
 from envs.webshop.env import WebShopEnv
 from envs.webshop.goals import Goal, split_sizes, synthetic_goals
 from envs.webshop.reward import get_reward, normalize_chosen, option_matches, title_nouns

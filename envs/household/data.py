@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from envs.base import EnvData
+from envs.base import DataDir, DataDirError, EnvData, as_data_dir
 from envs.household.generator import generate_game, sample_task
 from envs.household.task import TaskInfo, task_info
 from envs.household.world import GameFormatError, World
@@ -27,10 +27,6 @@ CACHE_SIZE = 512
 # ALFWorld's folders → trajgym splits: the in-distribution eval set is our test set, the
 # sample of training games ("valid_train") our dev set; train stays train, unseen is test too.
 SPLIT_OF_FOLDER = {"train": Split.train, "valid_train": Split.dev, "valid_seen": Split.test, "valid_unseen": Split.test}
-
-
-class DataError(ValueError):
-    """The data directory is missing, unsafe or not in ALFWorld's layout."""
 
 
 def generated_split(seed: int) -> Split:
@@ -83,42 +79,31 @@ def builtin_data(n: int = N_GENERATED) -> HouseholdData:
     return HouseholdData(tasks, _generated_world, source="generated")
 
 
-def _inside(root: Path, rel: str) -> Path:
-    if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
-        raise DataError(f"game path {rel!r} leaves the data root")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise DataError(f"game path {rel!r} resolves outside the data root")
-    return path
-
-
 def _task_text(game_file: Path) -> str:
     return World.task_text_of(json.loads(game_file.read_text()))
 
 
-def real_data(data_dir: Path) -> HouseholdData:
-    root = data_dir.resolve()
-    if not root.is_dir():
-        raise DataError(f"{data_dir} is not a directory")
-    if not (root / "games_index.json").exists() and (root / "alfworld").is_dir():
-        root = (root / "alfworld").resolve()
-    index_file = root / "games_index.json"
-    index: dict[str, Any] = json.loads(index_file.read_text()) if index_file.exists() else {}
+def real_data(data_dir: str | Path | DataDir) -> HouseholdData:
+    base = as_data_dir(data_dir)
+    if not base.exists("games_index.json") and base.path("alfworld").is_dir():
+        base = base.sub("alfworld")
+    root = base.root
+    index: dict[str, Any] = json.loads(base.file("games_index.json").read_text()) if base.exists("games_index.json") else {}
     if not index:
-        for f in sorted(root.glob(f"json_2.1.1/*/*/*/{GAME_FILE}")):
+        for f in base.glob(f"json_2.1.1/*/*/*/{GAME_FILE}"):
             rel = f.parent.relative_to(root).as_posix()
             index[rel] = {"split": f.parent.parent.parent.name}
     tasks: list[TaskSpec] = []
     paths: dict[str, Path] = {}
     walkthroughs: dict[str, list[str]] = {}
     for rel, entry in sorted(index.items()):
-        game_file = _inside(root, f"{rel}/{GAME_FILE}")
-        if not game_file.is_file():
-            raise DataError(f"missing {GAME_FILE} for {rel}")
+        if not isinstance(rel, str) or not rel:
+            raise DataDirError(f"games_index.json: bad game path {rel!r}")
+        game_file = base.file(f"{rel}/{GAME_FILE}")
         folder = str(entry.get("split") or Path(rel).parts[-3])
         split = SPLIT_OF_FOLDER.get(folder)
         if split is None:
-            raise DataError(f"unknown ALFWorld split folder {folder!r} for {rel}")
+            raise DataDirError(f"unknown ALFWorld split folder {folder!r} for {rel}")
         task_id = rel.removeprefix("json_2.1.1/")
         paths[task_id] = game_file
         text = entry.get("task_text") or _task_text(game_file)
@@ -128,7 +113,7 @@ def real_data(data_dir: Path) -> HouseholdData:
         meta.update({"source": "alfworld", "alfworld_split": folder, "game_path": rel})
         tasks.append(TaskSpec(task_id=task_id, split=split, instruction=text, meta=meta))
     if not tasks:
-        raise DataError(f"no ALFWorld games under {root}")
+        raise DataDirError(f"no ALFWorld games under {root}")
 
     def load(task_id: str) -> World:
         try:
@@ -139,5 +124,5 @@ def real_data(data_dir: Path) -> HouseholdData:
     return HouseholdData(tasks, load, source=str(root), walkthroughs=walkthroughs)
 
 
-def load_data(data_dir: Path | None = None) -> HouseholdData:
-    return builtin_data() if data_dir is None else real_data(Path(data_dir))
+def load_data(data_dir: str | Path | DataDir | None = None) -> HouseholdData:
+    return builtin_data() if data_dir is None else real_data(data_dir)

@@ -12,7 +12,7 @@ reads the published layout (``dir/`` or ``dir/hotpotqa/``):
   of the Hugging Face copy). Its questions join the task list (or add supporting
   facts to the same question already listed) and its context paragraphs join the corpus.
 
-Files are only read inside the data directory: symlinks or paths leading out are refused.
+Files are only read inside the data directory, through `envs.base.DataDir`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from envs.base import EnvData
+from envs.base import DataDir, DataDirError, EnvData, as_data_dir
 from envs.qa.corpus import Corpus, Page
 from envs.qa.text import split_sentences, title_key
 from envs.types import Split, TaskSpec
@@ -80,21 +80,10 @@ class QaData(EnvData):
 
 
 # ----- file access ------------------------------------------------------------------
-def _inside(root: Path, path: Path) -> Path:
-    """`path` (under `root`) if it is a regular file that is no symlink and stays inside `root`."""
-    if path.is_symlink():
-        raise ValueError(f"refusing symlink {path}")
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root):
-        raise ValueError(f"refusing {path}: outside the data directory {root}")
-    return resolved
-
-
-def _data_root(data_dir: Path) -> Path:
-    root = data_dir.resolve(strict=True)
-    sub = root / "hotpotqa"
-    if sub.is_dir() and not (root / QUESTIONS_FILE).exists():
-        return _inside(root, sub)
+def _data_root(data_dir: str | Path | DataDir) -> DataDir:
+    root = as_data_dir(data_dir)
+    if root.path("hotpotqa").is_dir() and not root.exists(QUESTIONS_FILE):
+        return root.sub("hotpotqa")
     return root
 
 
@@ -167,20 +156,20 @@ def _read_json_list(path: Path) -> list[dict[str, Any]]:
 
 
 # ----- assembly ---------------------------------------------------------------------
-def load_dir(root: Path) -> tuple[list[QaQuestion], list[Page]]:
+def load_dir(data_dir: str | Path | DataDir) -> tuple[list[QaQuestion], list[Page]]:
+    root = as_data_dir(data_dir)
     questions: list[QaQuestion] = []
     pages: list[Page] = []
-    qfile, cfile = root / QUESTIONS_FILE, root / CORPUS_FILE
-    if qfile.exists():
-        questions = [question_from_record(r) for r in _read_json_list(_inside(root, qfile))]
-    if cfile.exists():
-        pages = read_corpus(_inside(root, cfile))
+    if root.exists(QUESTIONS_FILE):
+        questions = [question_from_record(r) for r in _read_json_list(root.file(QUESTIONS_FILE))]
+    if root.exists(CORPUS_FILE):
+        pages = read_corpus(root.file(CORPUS_FILE))
     by_hotpot = {q.hotpot_id: q for q in questions if q.hotpot_id}
     by_text = {q.question: q for q in questions}
     seen_ids = {q.qid for q in questions}
     seen_titles = {title_key(p.title) for p in pages}
-    for dfile in sorted(root.glob(DISTRACTOR_GLOB)):
-        for record in _read_json_list(_inside(root, dfile)):
+    for dfile in root.glob(DISTRACTOR_GLOB):
+        for record in _read_json_list(dfile):
             q = question_from_record(record, Split.dev)
             known = by_hotpot.get(q.hotpot_id) if q.hotpot_id else None
             known = known or by_text.get(q.question)
@@ -195,13 +184,13 @@ def load_dir(root: Path) -> tuple[list[QaQuestion], list[Page]]:
                     seen_titles.add(title_key(page.title))
                     pages.append(page)
     if not questions:
-        raise FileNotFoundError(f"no QA questions in {root} (expected {QUESTIONS_FILE} or {DISTRACTOR_GLOB})")
+        raise DataDirError(f"no QA questions in {root} (expected {QUESTIONS_FILE} or {DISTRACTOR_GLOB})")
     if not pages:
-        raise FileNotFoundError(f"no QA corpus in {root} (expected {CORPUS_FILE} or distractor contexts)")
+        raise DataDirError(f"no QA corpus in {root} (expected {CORPUS_FILE} or distractor contexts)")
     return questions, pages
 
 
-def load_qa_data(data_dir: Path | None = None) -> QaData:
-    root = BUILTIN_DIR if data_dir is None else _data_root(Path(data_dir))
+def load_qa_data(data_dir: str | Path | DataDir | None = None) -> QaData:
+    root = DataDir(BUILTIN_DIR) if data_dir is None else _data_root(data_dir)
     questions, pages = load_dir(root)
     return QaData(questions, Corpus(pages))

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from envs.base import EnvData
+from envs.base import DataDir, DataDirError, EnvData, as_data_dir
 from envs.sql import generator, render
 from envs.sql.sandbox import SandboxDb, SessionDb, SqlLimits, serialize_file
 from envs.sql.statements import has_top_level_order_by
@@ -94,19 +94,6 @@ class SqlData(EnvData):
         return self.backend.open(key, self.databases[key], self.limits)
 
 
-class DataPathError(ValueError):
-    """A data path escapes the data directory."""
-
-
-def inside(root: Path, relative: str | Path) -> Path:
-    """`root / relative`, refusing anything (.., symlinks) that resolves outside `root`."""
-    base = root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(base):
-        raise DataPathError(f"{relative} resolves outside the data directory {base}")
-    return path
-
-
 def hash_split(task_id: str) -> Split:
     bucket = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % 10
     return Split.train if bucket < 6 else Split.dev if bucket < 8 else Split.test
@@ -145,8 +132,9 @@ class SpiderQuestion(BaseModel):
     db_tables: dict[str, list[str]] = Field(default_factory=dict)
 
 
-def load_spider(root: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict[str, SqlGold]]:
-    questions_path = inside(root, "questions.json")
+def load_spider(data_dir: str | Path | DataDir) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict[str, SqlGold]]:
+    root = as_data_dir(data_dir)
+    questions_path = root.file("questions.json")
     raw = json.loads(questions_path.read_text(encoding="utf-8"))
     questions = [SpiderQuestion.model_validate(q) for q in raw]
     templates: dict[str, DbTemplate] = {}
@@ -155,9 +143,9 @@ def load_spider(root: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict
     for i, q in enumerate(questions):
         key = f"spider/{q.db}"
         if key not in templates:
-            db_file = inside(root, Path("database") / f"{q.db}.sqlite")
+            db_file = root.path(Path("database") / f"{q.db}.sqlite")
             if not db_file.is_file():  # Spider's own layout: database/<db>/<db>.sqlite
-                db_file = inside(root, Path("database") / q.db / f"{q.db}.sqlite")
+                db_file = root.file(Path("database") / q.db / f"{q.db}.sqlite")
             templates[key] = template_from_bytes(serialize_file(db_file))
         task_id = f"spider-{q.db}-{i:04d}"
         tasks.append(TaskSpec(task_id=task_id, split=hash_split(task_id), instruction=q.query,
@@ -246,27 +234,25 @@ def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dic
 
 
 # ----- entry point -----------------------------------------------------------------------
-def load_dir(data_dir: Path) -> SqlData:
+def load_dir(data_dir: str | Path | DataDir) -> SqlData:
     """Read a folder laid out like ``shared/data/sql/`` (``spider/`` and/or ``dbbench/``),
     or a Spider folder itself, or a DB-bench folder itself."""
-    root = data_dir.resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"SQL data directory {data_dir} does not exist")
+    folder = as_data_dir(data_dir)
     tasks: list[TaskSpec] = []
     templates: dict[str, DbTemplate] = {}
     gold: dict[str, SqlGold] = {}
-    spider_roots = [p for p in (root / "spider", root) if (p / "questions.json").is_file()]
-    if spider_roots:
-        t, d, g = load_spider(inside(root, spider_roots[0].relative_to(root)))
+    spider_dirs = [rel for rel in ("spider", ".") if folder.path(rel).is_dir() and folder.exists(f"{rel}/questions.json")]
+    if spider_dirs:
+        t, d, g = load_spider(folder.sub(spider_dirs[0]))
         tasks += t
         templates.update(d)
         gold.update(g)
-    bench_dir = root / "dbbench" if (root / "dbbench").is_dir() else root
-    for jsonl in sorted(bench_dir.glob("*.jsonl")):
-        t, d, g = load_dbbench(inside(root, jsonl.relative_to(root)))
+    bench_glob = "dbbench/*.jsonl" if folder.path("dbbench").is_dir() else "*.jsonl"
+    for jsonl in folder.glob(bench_glob):
+        t, d, g = load_dbbench(jsonl)
         tasks += t
         templates.update(d)
         gold.update(g)
     if not tasks:
-        raise FileNotFoundError(f"no Spider (questions.json) or DB-bench (*.jsonl) data under {data_dir}")
+        raise DataDirError(f"no Spider (questions.json) or DB-bench (*.jsonl) data under {folder}")
     return SqlData(tasks, templates, gold)

@@ -71,7 +71,7 @@ class SqlEnv(Env[SqlData]):
     # ----- protocol ---------------------------------------------------------------------
     @classmethod
     def load(cls, data_dir: Path | None = None) -> SqlData:
-        return load_builtin() if data_dir is None else load_dir(Path(data_dir))
+        return load_builtin() if data_dir is None else load_dir(data_dir)
 
     def start(self, task: TaskSpec) -> str:
         self.close()

@@ -5,7 +5,7 @@ A data directory laid out like WebShop's `data/` holds one product file
 names containing `_ins` are instruction files, not products)
 and one instruction file `items_ins_v2*.json` (asin → attributes, instruction,
 instruction_attributes). Files are looked up only directly inside the
-directory; paths that resolve outside it (symlinks, '..') are refused.
+directory, through `envs.base.DataDir` (paths that resolve outside it are refused).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envs.base import EnvData
+from envs.base import DataDir, DataDirError, EnvData, as_data_dir
 from envs.types import TaskSpec
 from envs.webshop import builtin
 from envs.webshop.catalog import Product, build_products
@@ -25,35 +25,20 @@ from envs.webshop.reward import title_nouns
 from envs.webshop.search import SearchIndex
 
 
-class DataDirError(FileNotFoundError):
-    """The data directory lacks the expected files or points outside itself."""
-
-
-def _inside(root: Path, path: Path) -> Path:
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root):
-        raise DataDirError(f"{path} resolves outside the data directory {root}")
-    if not resolved.is_file():
-        raise DataDirError(f"{path} is not a file")
-    return resolved
-
-
-def find_files(data_dir: Path) -> tuple[Path, Path]:
+def find_files(data_dir: str | Path | DataDir) -> tuple[Path, Path]:
     """(product file, instruction file) inside `data_dir`."""
-    root = data_dir.resolve()
-    if not root.is_dir():
-        raise DataDirError(f"data directory {data_dir} does not exist")
-    ins = sorted(root.glob("items_ins_v2*.json"))
+    folder = as_data_dir(data_dir)
+    ins = sorted(folder.root.glob("items_ins_v2*.json"))
     # WebShop's data folder also holds items_human_ins.json (human goals): not a product file.
-    products = sorted(p for p in root.glob("items_*.json") if "_ins" not in p.name)
+    products = sorted(p for p in folder.root.glob("items_*.json") if "_ins" not in p.name)
     if not ins or not products:
-        raise DataDirError(f"{data_dir} needs an items_*.json product file and an items_ins_v2*.json instruction file")
+        raise DataDirError(f"{folder} needs an items_*.json product file and an items_ins_v2*.json instruction file")
     if len(products) > 1:
-        raise DataDirError(f"{data_dir} has several product files ({', '.join(p.name for p in products)}); keep one")
-    return _inside(root, products[0]), _inside(root, ins[0])
+        raise DataDirError(f"{folder} has several product files ({', '.join(p.name for p in products)}); keep one")
+    return folder.file(products[0].name), folder.file(ins[0].name)
 
 
-def read_files(data_dir: Path) -> tuple[list[Any], dict[str, Any]]:
+def read_files(data_dir: str | Path | DataDir) -> tuple[list[Any], dict[str, Any]]:
     product_path, ins_path = find_files(data_dir)
     records = json.loads(product_path.read_text(encoding="utf-8"))
     ins = json.loads(ins_path.read_text(encoding="utf-8"))
@@ -90,10 +75,11 @@ def from_records(records: Sequence[Any], ins: Mapping[str, Any], source: str) ->
     return WebShopData(build_products(records, ins), source)
 
 
-def load_data(data_dir: Path | None = None) -> WebShopData:
+def load_data(data_dir: str | Path | DataDir | None = None) -> WebShopData:
     """Real files from `data_dir`, or the built-in catalog when it is None."""
     if data_dir is None:
         records, ins = builtin.generate()
         return from_records(records, ins, "builtin")
-    records, ins = read_files(Path(data_dir))
-    return from_records(records, ins, str(data_dir))
+    folder = as_data_dir(data_dir)
+    records, ins = read_files(folder)
+    return from_records(records, ins, str(folder))
