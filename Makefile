@@ -41,7 +41,7 @@ bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
 	$(BIN)/python bench/bench_service.py
 
 lint: install
-	$(BIN)/ruff check envs services clients collector tests bench
+	$(BIN)/ruff check envs wire clients store services collector conformance cli tests bench
 
 compose-check: install  ## validate docker/compose.yaml offline (no Docker engine needed)
 	$(BIN)/python docker/check_compose.py

@@ -32,7 +32,7 @@ import psutil  # noqa: E402
 
 from bench.common import free_port, start, stop, wait_ready  # noqa: E402
 from collector.config import JobConfig  # noqa: E402
-from collector.engine import Collector  # noqa: E402
+from collector.collect import Collector  # noqa: E402
 from envs.base import Env, EnvData  # noqa: E402
 from envs.types import Action, Split, StepResult, TaskSpec, ToolParam, ToolSpec  # noqa: E402
 
@@ -216,7 +216,7 @@ def main() -> None:
     if args.env_service:
         env_port = free_port()
         env_url = f"http://127.0.0.1:{env_port}"
-        procs.append(start(["-m", "services.cli", "serve", "bench.bench_collector:LightEnv", "--port", str(env_port),
+        procs.append(start(["-m", "cli.main", "serve", "bench.bench_collector:LightEnv", "--port", str(env_port),
                             "--max-sessions", "8192"], stderr=None))
     model_url = f"http://127.0.0.1:{model_port}"
     try:

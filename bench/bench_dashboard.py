@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import free_port, rss_mb, start, stop, wait_ready
-from collector.store.repo import Store
-from services.dashboard.seed import big_store_specs, seed_run
+from store.repo import Store
+from tests.support.dashboard_seed import big_store_specs, seed_run
 
 TOKEN = "bench-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,7 +58,7 @@ def urls(path: Path) -> dict[str, str]:
     with store.engine.begin() as conn:
         from sqlalchemy import func, select
 
-        from collector.store.models import Episode
+        from store.models import Episode
 
         ep = conn.execute(select(func.max(Episode.id)).where(Episode.run_id == big["id"], Episode.turns >= 5)).scalar()
     store.close()
@@ -170,7 +170,7 @@ def main() -> None:
     size_mb = path.stat().st_size / 2**20
     port = free_port()
     with open(Path(tmp.name) / "hub.log", "wb") as log:
-        hub = start(["-m", "services.cli", "hub", "--store", str(path), "--port", str(port), "--token", TOKEN],
+        hub = start(["-m", "cli.main", "hub", "--store", str(path), "--port", str(port), "--token", TOKEN],
                     stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import rss_mb
 from collector.export import Curation, ExportFormat, export_runs, select
-from collector.export.synthetic import EpisodeSpec, build_run
-from collector.store import Store
-from collector.store.records import TurnRecord
+from tests.support.synthetic_store import EpisodeSpec, build_run
+from store import Store
+from store.records import TurnRecord
 
 RUN = "bench"
 SAMPLES = 8

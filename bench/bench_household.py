@@ -5,7 +5,7 @@ Measures:
   2. the full real-data sweep, in process: every official walkthrough replayed + the expert on
      every game (wins counted), wall time;
   3. reset and step latency in process (warm game cache), generator speed;
-  4. the service in a subprocess (`python -m services.cli serve household`): 64 concurrent
+  4. the service in a subprocess (`python -m cli.main serve household`): 64 concurrent
      sessions playing expert episodes (steps/s, p50/p99 step latency), then RSS per open session.
 
 Run: `python bench/bench_household.py [--seconds 10] [--concurrency 64] [--data-dir DIR]`.

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import free_port, pct, rss_mb, start, stop
 from clients.env_client import AsyncEnvClient
-from clients.errors import EnvClientError
-from clients.registry import Placement, RegistryClient
+from wire.errors import EnvClientError
+from clients.hub_client import Placement, RegistryClient
 
 TOKEN = "bench-token"
 CONCURRENCY = 64
@@ -31,7 +31,7 @@ DURATION = 8.0
 
 
 def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    return start(["-m", "services.cli", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return start(["-m", "cli.main", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 async def episodes(get_client, duration: float) -> tuple[int, int, dict[str, int], list[float]]:  # type: ignore[no-untyped-def]

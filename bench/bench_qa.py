@@ -3,7 +3,7 @@
 Measures:
   1. index build: `QaEnv.load(dir)` (read + sentence split + BM25 index), median of 3, in-process;
   2. the expert's grounded success (answer shown before finishing) and search latency in-process (`env.step`): exact-title hits and misses (BM25 "Similar:" list);
-  3. the service (`python -m services.cli serve qa --data-dir DIR` in a subprocess): launch → ready,
+  3. the service (`python -m cli.main serve qa --data-dir DIR` in a subprocess): launch → ready,
      RSS at ready and peak RSS under load (and, for comparison, RSS of the same service on the built-in set);
   4. throughput with 64 concurrent sessions for a fixed time, replaying expert trajectories computed
      locally (only /step is timed), then an agent-like mix where each episode first searches the whole

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from collector.config import JobConfig, Policy, PromptFormat, Sampling  # noqa: E402
-from collector.engine import Collector  # noqa: E402
+from collector.collect import Collector  # noqa: E402
 from envs.qa.env import QaEnv  # noqa: E402
 from services.app import create_app  # noqa: E402
 from services.model.server import ModelServer, setup  # noqa: E402

@@ -80,7 +80,7 @@ async def main() -> None:
     envs = {"thread": "tests.support.counter_env:CounterEnv", "inline": "tests.support.counter_env:InlineCounterEnv"}
     ports = {mode: free_port() for mode in envs}
     procs = [start(["-m", "uvicorn", "bench.noop_app:app", "--port", str(noop_port), "--log-level", "warning", "--no-access-log"])]
-    procs += [start(["-m", "services.cli", "serve", envs[m], "--port", str(ports[m]), "--max-sessions", "100000"]) for m in envs]
+    procs += [start(["-m", "cli.main", "serve", envs[m], "--port", str(ports[m]), "--max-sessions", "100000"]) for m in envs]
     noop_url = f"http://127.0.0.1:{noop_port}"
     urls = {m: f"http://127.0.0.1:{p}" for m, p in ports.items()}
     try:

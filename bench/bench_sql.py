@@ -4,7 +4,7 @@
    serialized template (what the env does) vs the sqlite3 backup API vs a temp-file
    copy — for the largest Spider database (world_1) and the built-in `company`; and
    a full `SqlEnv.reset` (copy + sandbox setup + first observation).
-2. Over HTTP: `python -m services.cli serve sql` in a subprocess; 64 concurrent
+2. Over HTTP: `python -m cli.main serve sql` in a subprocess; 64 concurrent
    sessions driven by `AsyncEnvClient`: (a) expert episodes (create, expert/step until
    done, close), (b) steady `execute[...]` steps of each task's gold query on open
    sessions. Steps/s, p50/p99 step latency.

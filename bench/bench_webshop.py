@@ -1,6 +1,6 @@
 """Benchmark of the web shop service on the real catalog (or the built-in one).
 
-Starts `python -m services.cli serve webshop --data-dir DIR` in a subprocess and measures:
+Starts `python -m cli.main serve webshop --data-dir DIR` in a subprocess and measures:
   1. start time: process launch → /readyz answers 200, and the server's RSS then;
   2. per-session memory: server RSS growth over N open sessions that each ran one search;
   3. throughput: 64 concurrent sessions replaying expert trajectories (computed locally on the

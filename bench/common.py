@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,18 +24,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
+from services.ports import free_port
+
 if TYPE_CHECKING:
     from clients.env_client import AsyncEnvClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _Out = int | IO[bytes] | None  # what subprocess.Popen takes for stdout / stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: Sequence[float], q: float, *, last_rank: bool = False) -> float:
@@ -60,8 +55,8 @@ def start(argv: Sequence[str], *, stdout: _Out = subprocess.DEVNULL, stderr: _Ou
 
 
 def serve_env(env: str, port: int, data_dir: Path | None = None, *, stderr: _Out = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """`python -m services.cli serve ENV` on `port` (up to 10,000 sessions), with `--data-dir` if given."""
-    cmd = ["-m", "services.cli", "serve", env, "--port", str(port), "--max-sessions", "10000"]
+    """`python -m cli.main serve ENV` on `port` (up to 10,000 sessions), with `--data-dir` if given."""
+    cmd = ["-m", "cli.main", "serve", env, "--port", str(port), "--max-sessions", "10000"]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     return start(cmd, stderr=stderr)

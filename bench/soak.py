@@ -1,6 +1,6 @@
 """Soak test of every env service: many concurrent sessions opened, played a little and abandoned.
 
-For each env, starts `python -m services.cli serve ENV` in a subprocess (built-in data unless
+For each env, starts `python -m cli.main serve ENV` in a subprocess (built-in data unless
 `--data-root` is given) and runs `--concurrency` workers for `--minutes`. Each worker loops:
 open a session (random seed), take 1..`--max-steps` expert steps (GET expert + POST step), then
 close it (`--close-fraction` of the time) or abandon it (left for the idle-TTL reaper). It records
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -27,13 +26,9 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from services.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -63,7 +58,7 @@ class EnvRun:
 
 
 def start_server(env: str, port: int, ttl: float, data_root: Path | None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "services.cli", "serve", env, "--port", str(port),
+    cmd = [sys.executable, "-m", "cli.main", "serve", env, "--port", str(port),
            "--max-sessions", "100000", "--session-ttl", str(ttl)]
     if data_root is not None and (data_root / env).is_dir():
         cmd += ["--data-dir", str(data_root / env)]

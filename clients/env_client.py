@@ -3,7 +3,7 @@
 Built on aiohttp: on our 2-core machines httpx's default async transport collapses
 at 32+ concurrent requests (137 vs 1,550+ req/s, shared/notes/http-client-performance.md;
 re-measured in bench/bench_service.py). One pooled `ClientSession` per client.
-Errors are typed (`clients.errors`). Retries only where safe: reads and close on
+Errors are typed (`wire.errors`). Retries only where safe: reads and close on
 transport errors, session creation on 429 (the server refused it, so nothing was
 created). A step is never retried: it is not idempotent.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from clients.errors import EnvUnavailable, ServerFull, error_for
+from wire.errors import EnvUnavailable, ServerFull, error_for
 from envs.types import EnvInfo, Split, ToolCall
-from services.schemas import SessionCreated, SessionState, StepResponse, TaskList
+from wire.env_api import SessionCreated, SessionState, StepResponse, TaskList
 
 
 class AsyncEnvClient:

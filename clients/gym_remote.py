@@ -12,10 +12,10 @@ from typing import Any
 import gymnasium
 import httpx
 
-from clients.errors import EnvUnavailable, error_for
+from wire.errors import EnvUnavailable, error_for
 from envs.gym_adapter import text_space
 from envs.types import EnvInfo
-from services.schemas import SessionCreated, StepResponse
+from wire.env_api import SessionCreated, StepResponse
 
 
 class RemoteGymEnv(gymnasium.Env[str, str]):

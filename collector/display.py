@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -12,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from collector.engine import RunSummary
-from collector.scoring import SplitScore
+from collector.collect import RunSummary
+from store.scoring import RunScores, SplitScore
 from collector.stats import Stats
 
 
@@ -102,4 +103,44 @@ def scores_table(run_name: str, scores: list[SplitScore]) -> Table:
         table.add_row(s.env, s.split, str(s.episodes), f(s.success_rate, True), f(s.mean_reward), f(s.mean_progress),
                       f(s.mean_turns), str(s.failures), str(s.truncated), str(s.policy_errors), str(s.infra_errors),
                       str(s.unfinished))
+    return table
+
+
+def _fmt(x: float | None, pct: bool = False) -> str:
+    return "–" if x is None else (f"{x:.1%}" if pct else f"{x:.3f}")
+
+
+def _pass_cell(k: str) -> Any:
+    return lambda s: _fmt(s.pass_at_k.get(k), True)
+
+
+def comparison_table(runs: Sequence[RunScores], title: str = "eval") -> Table:
+    """Runs side by side: one row per env/split/metric, one column per run."""
+    table = Table(title=title)
+    table.add_column("env")
+    table.add_column("split")
+    table.add_column("metric")
+    for r in runs:
+        table.add_column(f"{r.run}\n{r.model or r.policy}", justify="right")
+    keys = sorted({(s.env, s.split) for r in runs for s in r.scores})
+    index = [{(s.env, s.split): s for s in r.scores} for r in runs]
+    ks = sorted({k for r in runs for s in r.scores for k in s.pass_at_k}, key=int)
+    metrics: list[tuple[str, Any]] = [
+        ("tasks", lambda s: str(s.tasks)),
+        ("episodes (scored)", lambda s: str(s.episodes)),
+        ("success rate", lambda s: _fmt(s.success_rate, True) + (
+            f" [{s.success_ci95[0]:.0%}–{s.success_ci95[1]:.0%}]" if s.success_ci95 else "")),
+        ("mean reward", lambda s: _fmt(s.mean_reward)),
+        ("mean progress", lambda s: _fmt(s.mean_progress)),
+        ("mean turns", lambda s: _fmt(s.mean_turns)),
+        *((f"pass@{k}", _pass_cell(k)) for k in ks),
+        ("failure / truncated / policy error", lambda s: f"{s.failures} / {s.truncated} / {s.policy_errors}"),
+        ("infra errors (excluded)", lambda s: str(s.infra_errors)),
+        ("unfinished", lambda s: str(s.unfinished)),
+    ]
+    for env, split in keys:
+        for i, (name, get) in enumerate(metrics):
+            cells = [get(ix[(env, split)]) if (env, split) in ix else "–" for ix in index]
+            table.add_row(env if i == 0 else "", split if i == 0 else "", name, *cells,
+                          end_section=i == len(metrics) - 1)
     return table

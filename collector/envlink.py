@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import EnvUnavailable
+from wire.errors import EnvUnavailable
 from envs.types import EnvInfo, ToolCall
-from services.schemas import SessionCreated, StepResponse
+from wire.env_api import SessionCreated, StepResponse
 
 
 class EnvLink:
@@ -65,7 +65,7 @@ class PlacedEnvLink(EnvLink):
     released as failed (the replica cools down) and the episode's retry is placed elsewhere."""
 
     def __init__(self, hub_url: str, name: str, *, concurrency: int, timeout: float, token: str | None = None) -> None:
-        from clients.registry import Placement, RegistryClient
+        from clients.hub_client import Placement, RegistryClient
 
         self.url = f"{hub_url.rstrip('/')}#{name}"
         self.registry = RegistryClient(hub_url, token=token)

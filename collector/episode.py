@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clients.errors import EnvRequestError, EnvUnavailable, InvalidAction
+from wire.errors import EnvRequestError, EnvUnavailable, InvalidAction
 from collector.config import JobConfig, Policy, PromptFormat
 from collector.envlink import EnvLink
 from collector.model_client import ChatResult, ContextExceeded, ModelClient, ModelError
@@ -29,9 +29,9 @@ from collector.prompts import (
     tools_system_prompt,
 )
 from collector.stats import Stats
-from collector.store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
+from store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
 from envs.types import EnvInfo, ToolCall
-from services.schemas import StepResponse
+from wire.env_api import StepResponse
 
 
 @dataclass

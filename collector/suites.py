@@ -254,14 +254,14 @@ class SuiteReport(BaseModel):
     prompt_format: str
     written_at: str
     complete: bool                 # every task × sample finished (infra errors count as finished)
-    scores: list[Any]              # collector.scoring.SplitScore rows (JSON)
+    scores: list[Any]              # store.scoring.SplitScore rows (JSON)
     per_task: list[TaskResult]
     missing: list[str]             # suite tasks without a single scored sample
 
 
 def suite_report(store: Any, suite: Suite, run_name: str) -> SuiteReport:
     """Build the report of a stored run of a suite from the store's rows alone."""
-    from collector.scoring import score_tallies, task_tallies
+    from store.scoring import score_tallies, task_tallies
 
     run = store.get_run(run_name)
     tallies = task_tallies(store, run["id"])
@@ -304,8 +304,8 @@ async def run_suite(suite: Suite, job: Any, *, resume: bool = True) -> SuiteRepo
     """Collect `job` (a JobConfig whose split/task_ids/samples are set from the suite) and report it.
 
     With `resume` (default) an existing run of the same name and job continues instead of failing."""
-    from collector.engine import Collector
-    from collector.store import Store
+    from collector.collect import Collector
+    from store import Store
 
     await check_service(suite, job.env)
     await Collector(job, resume=resume).run()

@@ -141,7 +141,7 @@ class Checker:
         """Parse `trajgym <args>` with the real CLI, without running it: (sub-command, params)."""
         import typer
 
-        from services.cli import app
+        from cli.main import app
 
         root = typer.main.get_command(app)  # typer vendors its own click: use the classes it hands out
         if not args:
@@ -305,7 +305,7 @@ class Checker:
     def _check_store(self, name: str, svc: Mapping[str, Any], store: str | None) -> None:
         if not store:
             return
-        from collector.store.engine import normalize_url as normalize_store_url
+        from store.connect import normalize_url as normalize_store_url
 
         url = normalize_store_url(store)
         if url.startswith("sqlite:///"):

@@ -46,8 +46,8 @@ class UnknownTask(EnvError):
     pass
 
 
-class EpisodeFinished(EnvError):
-    pass
+class StepAfterEnd(EnvError):
+    """`step()` after the episode ended (the service answers 409)."""
 
 
 class NoExpert(EnvError):
@@ -320,13 +320,13 @@ class Env(ABC, Generic[D]):
         return self.parser().parse(action)
 
     def step(self, action: str | ToolCall | dict[str, Any]) -> StepResult:
-        """Parse and apply one action. Raises `EpisodeFinished` after the end, `ActionParseError`
+        """Parse and apply one action. Raises `StepAfterEnd` after the end, `ActionParseError`
         for an empty/oversized action or a malformed tool call. Text that names no verb is
         answered with feedback (a turn is used, nothing changes)."""
         if self.task is None:
             raise EnvError("reset() must be called before step()")
         if self.done:
-            raise EpisodeFinished("the episode is finished; reset or open a new session")
+            raise StepAfterEnd("the episode is finished; reset or open a new session")
         try:
             parsed = self.parse_action(action)
         except UnknownActionForm as err:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
-from services.schemas import (
+from wire.env_api import (
     ERROR_RESPONSES,
     AgentGymCreate,
     AgentGymObservation,

@@ -26,11 +26,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from envs.actions import ActionParseError
-from envs.base import Env, EnvData, EnvError, EpisodeFinished, NoExpert, UnknownTask
+from envs.base import Env, EnvData, EnvError, NoExpert, StepAfterEnd, UnknownTask
 from envs.types import EnvInfo, Split
 from services.body_limit import BodyLimitMiddleware
-from services.metrics import ServiceMetrics
-from services.schemas import (
+from services.prometheus_metrics import ServiceMetrics
+from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
+from wire.env_api import (
     ERROR_RESPONSES,
     Closed,
     CreateSession,
@@ -43,7 +44,7 @@ from services.schemas import (
     TaskList,
     ValidActions,
 )
-from services.sessions import Session, SessionManager, SessionNotFound, ServerFull
+from services.sessions import Session, SessionManager
 
 log = logging.getLogger("trajgym.service")
 T = TypeVar("T")
@@ -70,6 +71,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     NoExpert: 404,
     ExpertDisabled: 403,
     EpisodeFinished: 409,
+    StepAfterEnd: 409,
     EnvError: 409,
     ActionParseError: 422,
     ValidationError: 422,

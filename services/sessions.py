@@ -15,16 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from envs.base import Env
-
-
-class SessionNotFound(Exception):
-    pass
-
-
-class ServerFull(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"session limit reached; retry after {retry_after} s")
-        self.retry_after = retry_after
+from wire.errors import ServerFull, SessionNotFound
 
 
 @dataclass(eq=False)
@@ -61,7 +52,8 @@ class SessionManager:
     # A slot is reserved before the (possibly slow) reset runs, so the limit holds under concurrency.
     def reserve(self) -> None:
         if len(self._sessions) + self._reserved >= self.max_sessions:
-            raise ServerFull(self._retry_after())
+            retry_after = self._retry_after()
+            raise ServerFull(f"session limit reached; retry after {retry_after} s", retry_after=retry_after)
         self._reserved += 1
 
     def release(self) -> None:

@@ -11,11 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from collector.cli import register
+from cli.collect import register
 from collector.config import JobConfig
-from collector.engine import Collector
-from collector.scoring import score_run
-from collector.store import Store
+from collector.collect import Collector
+from store.scoring import score_run
+from store import Store
 from tests.support import collector as collector_setup
 from tests.support.collector import TARGETS
 from tests.support.counter_env import CounterData, CounterEnv

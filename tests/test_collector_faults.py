@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from collector.config import JobConfig
-from collector.engine import Collector
-from collector.scoring import score_run
-from collector.store import Store
+from collector.collect import Collector
+from store.scoring import score_run
+from store import Store
 from tests.support import collector as collector_setup
 from tests.support.collector import TARGETS
 from tests.support.openai_stub import StubControl
@@ -129,7 +129,7 @@ async def test_kill9_collector_then_resume_exactly_once(tmp_path: Path, env_url:
     db = str(tmp_path / "k.db")
     args = ["--env", env_url, "--model", url, "--policy", "model", "--split", "all", "--samples", "2", "--concurrency", "4",
             "--store", db, "--run-name", "k9", "--prompt-format", "react", "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "collect", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "collect", *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store, run_id = _wait_for_successes(proc, db, "k9", 10)
     os.kill(proc.pid, signal.SIGKILL)
@@ -169,7 +169,7 @@ async def test_ctrl_c_releases_in_flight_episodes(tmp_path: Path, env_url: str, 
     control.delay = 0.03
     db = str(tmp_path / "c.db")
     args = ["--env", env_url, "--model", url, "--split", "all", "--concurrency", "4", "--store", db, "--run-name", "cc"]
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "collect", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "collect", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     store, run_id = _wait_for_successes(proc, db, "cc", 5)
     proc.send_signal(signal.SIGINT)

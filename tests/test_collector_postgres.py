@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import Store
+from store import Store
 from services.app import create_app
 from tests.support.collector import TARGETS
 from tests.support.counter_env import CounterEnv
@@ -38,7 +38,7 @@ def test_two_processes_one_run_no_double_claim(pg_url: str) -> None:
     with running_server(create_app(CounterEnv)) as env_url, running_server(app) as model_url:
         args = ["--env", env_url, "--model", model_url, "--policy", "model", "--split", "all", "--samples", "2",
                 "--concurrency", "4", "--store", pg_url, "--run-name", "pg-shared", "--resume", "--quiet"]
-        procs = [subprocess.Popen([sys.executable, "-m", "services.cli", "collect", *args], cwd=ROOT,
+        procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "collect", *args], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
         outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
         for p, out in zip(procs, outputs):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from collector.config import JobConfig
-from collector.engine import Collector
-from collector.store import Store
+from collector.collect import Collector
+from store import Store
 from envs.registry import available, load_class
 from services.app import create_app
 from tests.support.server import running_server

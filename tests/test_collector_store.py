@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from collector.store import ConfigMismatch, EpisodeRecord, RunExists, Store, TurnRecord
-from collector.store.models import Base, Episode
+from store import ConfigMismatch, EpisodeRecord, RunExists, Store, TurnRecord
+from store.models import Base, Episode
 
 
 def _open(store: Store, name: str = "r", n_tasks: int = 5, samples: int = 2, resume: bool = False, h: str = "h1"):

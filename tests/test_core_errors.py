@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asyncio
 import threading
 import time
@@ -11,7 +14,7 @@ import httpx
 import pytest
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import EpisodeFinished, InvalidAction, ServerFull, SessionNotFound
+from wire.errors import EpisodeFinished, InvalidAction, ServerFull, SessionNotFound
 from envs.types import Action, StepResult
 from services.app import ServiceSettings, create_app
 from tests.support.counter_env import CounterData, CounterEnv
@@ -165,13 +168,48 @@ def test_cli_serve_unknown_env_names_the_problem(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "services.cli", "serve", "no-such-env"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "cli.main", "serve", "no-such-env"], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert r.returncode == 2 and "unknown env 'no-such-env'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv",
+    r = subprocess.run([sys.executable, "-m", "cli.main", "serve", "tests.support.counter_env:CounterEnv",
                         "--data-dir", str(tmp_path / "missing")], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1], timeout=60)
-    assert r.returncode == 2 and "is not a directory" in r.stderr
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def _serve_error(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", "serve", *args, "--port", "1"], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+
+
+def _one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    return lines[0]
+
+
+def test_cli_serve_bad_data_dir_is_one_error_line(tmp_path: Path) -> None:
+    """A missing --data-dir and one holding a symlink out: one `error:` line, exit 2, before uvicorn starts."""
+    assert "does not exist" in _one_error_line(_serve_error("webshop", "--data-dir", "/nonexistent"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "items_shuffle.json").write_text("[]")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "items_ins_v2.json").write_text("{}")
+    (data / "items_shuffle.json").symlink_to(outside / "items_shuffle.json")
+    assert "outside the data directory" in _one_error_line(_serve_error("webshop", "--data-dir", str(data)))
+    qa = tmp_path / "qa"
+    qa.mkdir()
+    (qa / "questions.json").symlink_to(outside / "items_shuffle.json")
+    assert "outside the data directory" in _one_error_line(_serve_error("qa", "--data-dir", str(qa)))
+
+
+def test_cli_serve_bad_mode_is_one_error_line() -> None:
+    assert "has no mode" in _one_error_line(_serve_error("tests.support.counter_env:CounterEnv", "--mode", "grading=lenient"))
+    assert "AXIS=VALUE" in _one_error_line(_serve_error("tests.support.counter_env:CounterEnv", "--mode", "grading"))
 
 
 def test_step_before_reset_is_refused() -> None:

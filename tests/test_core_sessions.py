@@ -55,7 +55,7 @@ async def test_thousand_abandoned_sessions_are_reaped() -> None:
 def test_trajgym_serve_process_plays_an_episode() -> None:
     port = free_port()
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "tests.support.counter_env:CounterEnv", "--port", str(port)],
                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     try:
         url = f"http://127.0.0.1:{port}"

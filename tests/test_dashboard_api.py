@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.store.records import EpisodeRecord, TurnRecord
-from collector.store.repo import Store, worker_id
+from store.records import EpisodeRecord, TurnRecord
+from store.repo import Store, worker_id
 from services.dashboard import create_dashboard_router
-from services.dashboard.seed import RunSpec, seed_run, tasks_for
+from tests.support.dashboard_seed import RunSpec, seed_run, tasks_for
 from services.hub.app import create_hub_app
 from tests.support.server import running_server
 
@@ -290,7 +290,7 @@ def test_api_is_in_openapi(seeded: tuple[httpx.Client, Store, dict[str, int]]) -
 def test_hub_cli_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
-    from services.hub_cli import hub as hub_command
+    from cli.hub import hub as hub_command
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from collector.store.records import EpisodeRecord, TurnRecord
-from collector.store.repo import Store, worker_id
+from store.records import EpisodeRecord, TurnRecord
+from store.repo import Store, worker_id
 from services.dashboard import create_dashboard_router
-from services.dashboard.seed import RunSpec, seed_run, tasks_for
+from tests.support.dashboard_seed import RunSpec, seed_run, tasks_for
 from services.hub.app import create_hub_app
 from tests.support.server import running_server
 

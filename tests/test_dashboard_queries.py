@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from collector.store.repo import Store
+from store.repo import Store
 from services.dashboard import queries
 from services.dashboard.db import ReadStore
 from services.dashboard.schemas import Message, TaskFilter
-from services.dashboard.seed import RunSpec, seed_run, tasks_for
+from tests.support.dashboard_seed import RunSpec, seed_run, tasks_for
 from tests.support.postgres import fresh_schema_url
 
 

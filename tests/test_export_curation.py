@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from collector.export import Curation, select
-from collector.export.synthetic import EpisodeSpec, build_run, react_messages
-from collector.store import Store
-from collector.store.records import TurnRecord
+from tests.support.synthetic_store import EpisodeSpec, build_run, react_messages
+from store import Store
+from store.records import TurnRecord
 
 SYS = "You are an agent."
 
@@ -174,7 +174,7 @@ def test_several_runs_and_unknown_run(store: Store) -> None:
     assert ("second", "t1") not in {(e.run, e.task_id) for e in episodes}  # same actions as known t1/s0
     episodes, _ = select(store, ["second"], Curation())
     assert [(e.run, e.task_id, e.model) for e in episodes] == [("second", "t1", "test-model")]
-    from collector.store import RunNotFound
+    from store import RunNotFound
 
     with pytest.raises(RunNotFound):
         select(store, ["nope"], Curation())

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from collector.export import Curation, ExportFormat, export_runs
-from collector.export.synthetic import EpisodeSpec, build_run
-from collector.store import Store
-from collector.store.records import TurnRecord
+from tests.support.synthetic_store import EpisodeSpec, build_run
+from store import Store
+from store.records import TurnRecord
 
 pa = pytest.importorskip("pyarrow", reason="parquet export needs pyarrow")
 pq = pytest.importorskip("pyarrow.parquet", reason="parquet export needs pyarrow")
@@ -214,7 +214,7 @@ def test_hf_directory_loads_with_datasets(store: Store, tmp_path: Path) -> None:
 def _cli_app() -> Any:
     import typer
 
-    from collector.export_cli import register
+    from cli.export import register
 
     app = typer.Typer()
 

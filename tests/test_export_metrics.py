@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from collector.metrics import (
+from store.pass_at_k import (
     TaskTally,
     aggregate_split,
     default_ks,

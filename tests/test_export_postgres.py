@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from collector.export import Curation, ExportFormat, export_runs, select
-from collector.export.synthetic import EpisodeSpec, build_run
-from collector.store import Store
+from tests.support.synthetic_store import EpisodeSpec, build_run
+from store import Store
 from tests.support.postgres import fresh_schema_url
 from tests.test_export_curation import KNOWN
 from tests.test_export_formats import _tool_turns
@@ -31,7 +31,7 @@ def _fill(store: Store) -> None:
 
 
 def test_same_curation_export_and_scores_as_sqlite(pg_url: str, tmp_path: Path) -> None:
-    from collector.scoring import score_run
+    from store.scoring import score_run
 
     pg = Store(pg_url)
     lite_dir = tmp_path / "lite"

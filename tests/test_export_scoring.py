@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from collector.export.synthetic import EpisodeSpec, build_run
-from collector.scoring import eval_payload, score_run, score_runs
-from collector.store import Store
+from tests.support.synthetic_store import EpisodeSpec, build_run
+from store.scoring import eval_payload, score_run, score_runs
+from store import Store
 
 
 def _e(task: str, sample: int, outcome: str, reward: float | None, turns: int, progress: float | None = None,
@@ -82,7 +82,7 @@ def test_eval_payload_side_by_side(store: Store) -> None:
 
 
 def test_score_model_pools_all_runs_of_a_model(store: Store) -> None:
-    from collector.scoring import score_model
+    from store.scoring import score_model
 
     build_run(store, "A2", [_e("tc", 0, "success", 1.0, 1, split="test")], tasks=TASKS, samples=1, model="model-a")
     pooled = score_model(store, "model-a")
@@ -94,14 +94,14 @@ def test_score_model_pools_all_runs_of_a_model(store: Store) -> None:
     assert test.pass_at_k == {"1": pytest.approx(1 / 3), "2": pytest.approx(_pass(3, 1, 2)),
                               "3": pytest.approx(1.0)}
     assert (train.episodes, train.unfinished, test.unfinished) == (6, 3 + 2, 3)
-    from collector.store import RunNotFound
+    from store import RunNotFound
 
     with pytest.raises(RunNotFound):
         score_model(store, "nobody")
 
 
 def _app() -> Any:
-    from collector.cli import register
+    from cli.collect import register
 
     app = typer.Typer()
 

@@ -71,7 +71,7 @@ def _chatml(messages: list[dict[str, Any]]) -> str:
 
 @pytest.fixture(scope="module")
 def messages_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from collector.export.synthetic import EpisodeSpec, build_run
+    from tests.support.synthetic_store import EpisodeSpec, build_run
 
     tmp = tmp_path_factory.mktemp("tok")
     store = build_known_store(tmp)

@@ -32,8 +32,8 @@ import httpx
 import pytest
 
 from collector.config import JobConfig
-from collector.engine import Collector
-from collector.store import Store
+from collector.collect import Collector
+from store import Store
 from services.app import create_app
 from services.hub.app import create_hub_app
 from tests.support.counter_env import CounterData, CounterEnv

@@ -20,7 +20,7 @@ import pytest
 from envs.registry import load_class
 from services.app import ServiceSettings, create_app
 from services.hub.app import create_hub_app
-from services.schemas import MAX_ACTION_CHARS
+from wire.env_api import MAX_ACTION_CHARS
 from tests.support.server import running_server
 
 REPO = Path(__file__).resolve().parents[1]

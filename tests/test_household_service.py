@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import InvalidAction
+from wire.errors import InvalidAction
 from envs.household.data import HouseholdData, builtin_data
 from envs.household.env import HouseholdEnv
 from services.app import create_app

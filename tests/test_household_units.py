@@ -7,7 +7,7 @@ import pytest
 
 from envs.actions import ActionParseError
 from envs.household.data import HouseholdData
-from envs.household.engine import admissible, apply, listing, won
+from envs.household.commands import admissible, apply, listing, won
 from envs.household.env import HouseholdEnv
 from envs.household.goal import holds
 from envs.household.names import alfworld_names, mangle

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from clients.registry import RegistryClient
+from clients.hub_client import RegistryClient
 from tests.support.server import free_port
 from tests.test_hub_processes import REPO, TOKEN, spawn, wait_for  # noqa: F401  (spawn is a fixture)
 
@@ -38,7 +38,7 @@ async def test_collect_by_env_name_through_the_hub(spawn: Callable[..., subproce
 
     store = f"sqlite:///{tmp_path / 'runs.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "collect", "--env", "counter", "--hub", hub_url, "--policy", "expert",
+        [sys.executable, "-m", "cli.main", "collect", "--env", "counter", "--hub", hub_url, "--policy", "expert",
          "--split", "train", "--concurrency", "8", "--store", store, "--run-name", "by-name", "--quiet"],
         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

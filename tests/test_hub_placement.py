@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import EnvUnavailable, SessionNotFound
-from clients.registry import (
+from wire.errors import EnvUnavailable, SessionNotFound
+from clients.hub_client import (
     EnvNotRegistered,
     Lease,
     NoHealthyReplica,

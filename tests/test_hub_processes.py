@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.errors import EnvClientError
-from clients.registry import Placement, RegistryClient
+from wire.errors import EnvClientError
+from clients.hub_client import Placement, RegistryClient
 from tests.support.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRAJGYM_")}
         full_env.update({"PYTHONPATH": str(REPO), **(env or {})})
         with open(tmp_path / f"proc{len(procs)}.log", "wb") as log:  # the child keeps its own handle
-            proc = subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=REPO, env=full_env,
+            proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=full_env,
                                     stdout=log, stderr=subprocess.STDOUT)
         procs.append(proc)
         return proc

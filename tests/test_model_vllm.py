@@ -26,7 +26,7 @@ import pytest
 
 from collector.config import JobConfig, Policy, PromptFormat, Sampling
 from collector.constrain import react_regex
-from collector.engine import Collector
+from collector.collect import Collector
 from envs.household.env import HouseholdEnv
 from envs.qa.env import QaEnv
 from services.app import create_app
@@ -141,7 +141,7 @@ async def test_tool_calling_with_hermes_convention_on_household(vllm: ModelServe
 
 
 def _collect_cmd(db: Path, model_url: str, env_url: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "services.cli", "collect", "--env", env_url, "--model", model_url, "--policy", "model",
+    return [sys.executable, "-m", "cli.main", "collect", "--env", env_url, "--model", model_url, "--policy", "model",
             "--prompt-format", "react", "--constrain", "--split", "train", "--limit", "16", "--concurrency", "4",
             "--max-turns", "4", "--store", f"sqlite:///{db}", "--run-name", "faults", "--quiet", *extra]
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import InvalidAction
+from wire.errors import InvalidAction
 from envs.qa.env import QaEnv
 from services.app import create_app
 from tests.support.server import running_server

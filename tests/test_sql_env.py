@@ -8,7 +8,7 @@ import gymnasium
 import pytest
 
 import envs  # noqa: F401  (registers the gymnasium ids)
-from envs.base import EpisodeFinished
+from envs.base import StepAfterEnd
 from envs.sql.data import SqlData, load_builtin
 from envs.sql.env import SqlEnv
 
@@ -120,7 +120,7 @@ def test_turn_limit_and_close(data: SqlData) -> None:
     for _ in range(SqlEnv.max_turns):
         result = env.step("execute[SELECT 1]")
     assert result.done and result.truncated
-    with pytest.raises(EpisodeFinished):
+    with pytest.raises(StepAfterEnd):
         env.step("execute[SELECT 1]")
     env.close()
     env.close()

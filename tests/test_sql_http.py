@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import InvalidAction
+from wire.errors import InvalidAction
 from envs.sql.data import SqlData, load_builtin
 from envs.sql.env import SqlEnv
 from services.app import create_app

@@ -11,7 +11,7 @@ import pytest
 
 import envs  # noqa: F401  (registers the gymnasium ids)
 from clients.env_client import AsyncEnvClient
-from clients.errors import InvalidAction
+from wire.errors import InvalidAction
 from envs.webshop.data import WebShopData
 from envs.webshop.env import WebShopEnv
 from services.app import ServiceSettings, create_app

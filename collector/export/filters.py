@@ -27,7 +27,7 @@ from collector.export.source import (
     action_sequences,
     turn_features,
 )
-from collector.store.repo import Store
+from store.repo import Store
 
 SCORED_OUTCOMES = ("success", "failure", "truncated", "policy_error")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from collector.export.filters import Curation, CurationReport, curate
+from collector.export.kinds import ExportFormat
 from collector.export.formats import to_conversations, to_messages
 from collector.export.source import (
     EpisodeMeta,
@@ -19,14 +19,7 @@ from collector.export.source import (
 )
 from collector.export.tools import tools_for
 from collector.export.writers import write_hf_dir, write_jsonl, write_parquet
-from collector.store.repo import Store
-
-
-class ExportFormat(str, Enum):
-    agentgym = "agentgym"
-    messages = "messages"
-    parquet = "parquet"
-    hf = "hf"
+from store.repo import Store
 
 
 class ExportSummary(BaseModel):

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import String, and_, case, func, select, type_coerce
 
-from collector.store.models import Episode, Run, Turn
-from collector.store.repo import RunNotFound, Store
+from store.models import Episode, Run, Turn
+from store.repo import RunNotFound, Store
 
 TURN_CHUNK = 1000  # episodes per turn query (well under SQLite's bound-parameter limit)
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from envs.actions import UnknownActionForm
 from envs.base import Env
 from envs.household.data import HouseholdData, load_data
-from envs.household.engine import NOTHING, Op, admissible, apply, look, put_command, won
+from envs.household.commands import NOTHING, Op, admissible, apply, look, put_command, won
 from envs.household.expert import next_action
 from envs.household.reward import ProgressTracker, step_reward
 from envs.household.task import TaskInfo

@@ -8,7 +8,7 @@ state each call makes it recover from any detour an agent took.
 
 from __future__ import annotations
 
-from envs.household.engine import put_command
+from envs.household.commands import put_command
 from envs.household.task import TaskInfo
 from envs.household.world import CLEANERS, COOLERS, HEATERS, State, World
 

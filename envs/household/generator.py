@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from envs.household.catalog import BASINS, OBJECTS, OPENABLE, ROOMS, TEMPLATES
-from envs.household.engine import admissible, apply, won
+from envs.household.commands import admissible, apply, won
 from envs.household.expert import next_action
 from envs.household.names import mangle
 from envs.household.task import TASK_TYPES, task_info

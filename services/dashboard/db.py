@@ -1,6 +1,6 @@
 """Read-only access to the trajectory store for the dashboard.
 
-`ReadStore` is a `collector.store.Store` (so `collector.scoring` functions accept it)
+`ReadStore` is a `store.Store` (so `store.scoring` functions accept it)
 whose engine only reads: on SQLite, `PRAGMA query_only` and plain deferred `BEGIN`
 (a consistent WAL snapshot that never takes the write lock the collector needs); on
 PostgreSQL, read-only transactions. It never migrates: a database the collector has
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy import Connection, inspect
 
-from collector.store.engine import make_engine
-from collector.store.repo import Store
+from store.connect import make_engine
+from store.repo import Store
 
 T = TypeVar("T")
 

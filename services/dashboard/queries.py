@@ -23,8 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from collector.scoring import score_run
-from collector.store.models import Episode, Run, Turn
+from store.scoring import score_run
+from store.models import Episode, Run, Turn
 from services.dashboard.db import ReadStore
 from services.dashboard.schemas import (
     OUTCOMES,

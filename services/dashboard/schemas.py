@@ -92,7 +92,7 @@ class Bin(BaseModel):
 class RunDetail(BaseModel):
     run: RunSummary
     config: dict[str, Any]
-    scores: list[dict[str, Any]] = Field(description="collector.scoring.score_run rows (per env and split)")
+    scores: list[dict[str, Any]] = Field(description="store.scoring.score_run rows (per env and split)")
     reward_histogram: list[Bin]
     turns_histogram: dict[int, int]
     outcome_counts: dict[str, int] = Field(description="outcomes of done episodes plus pending/claimed")

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.body_limit import BodyLimitMiddleware
 from services.hub.auth import bearer_guard
 from services.hub.health import HealthChecker, probe
-from services.hub.schemas import (
+from wire.hub_api import (
     AddReplica,
     Deleted,
     EnvList,
@@ -46,7 +46,7 @@ from services.hub.schemas import (
     check_name,
 )
 from services.hub.store import Conflict, HubStore, NotFound
-from services.schemas import ErrorBody, UnprocessableBody
+from wire.env_api import ErrorBody, UnprocessableBody
 
 log = logging.getLogger("trajgym.hub")
 T = TypeVar("T")

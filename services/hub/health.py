@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from envs.types import EnvInfo
 from services.hub.store import CheckResult, HubStore, ReplicaTarget
-from services.schemas import Health
+from wire.env_api import Health
 
 log = logging.getLogger("trajgym.hub")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from clients.errors import EnvClientError
-from clients.registry import RegistryClient, RegistryError
-from services.hub.schemas import normalize_base_url
+from wire.errors import EnvClientError
+from clients.hub_client import RegistryClient, RegistryError
+from wire.hub_api import normalize_base_url
 
 log = logging.getLogger("trajgym.registrar")
 

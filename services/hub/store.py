@@ -17,9 +17,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from collector.store.engine import make_engine, normalize_url
+from store.connect import make_engine, normalize_url
 from services.hub.models import EnvRow, HubBase, ReplicaRow, utcnow
-from services.hub.schemas import EnvRecord, Replica, ReplicaStatus
+from wire.hub_api import EnvRecord, Replica, ReplicaStatus
 
 
 class NotFound(LookupError):

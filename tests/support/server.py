@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,11 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services.ports import free_port
 
 
 @contextlib.contextmanager
@@ -45,7 +40,7 @@ def start_counter_process(port: int, ready_timeout: float = 30.0) -> "subprocess
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "tests.support.counter_env:CounterEnv",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "tests.support.counter_env:CounterEnv",
                              "--port", str(port)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from collector.store.records import EpisodeRecord, TurnRecord
-from collector.store.repo import Store
+from store.records import EpisodeRecord, TurnRecord
+from store.repo import Store
 
 
 @dataclass

@@ -23,28 +23,23 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import httpx
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.ports import free_port
+
 if TYPE_CHECKING:
-    from collector.engine import Collector
+    from collector.collect import Collector
 
 ENVS = ("webshop", "household", "sql", "qa")
 
 
 class QuickstartError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Services:
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "services.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.procs.append((name, proc))
         return proc
@@ -98,8 +93,8 @@ def wait_for_envs(services: Services, hub_url: str, names: tuple[str, ...], time
 
 
 def scores_table(store_url: str, run_names: list[str]) -> Table:
-    from collector.scoring import score_runs
-    from collector.store import Store
+    from store import Store
+    from store.scoring import score_runs
 
     store = Store(store_url)
     try:
@@ -141,11 +136,11 @@ async def _collect_with_progress(collector: "Collector", name: str, console: Con
 def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = False, limit: int | None = None,
                concurrency: int = 16, wait: bool = True, hub_port: int = 8700, console: Console | None = None) -> dict[str, object]:
     """Run the pipeline; returns what it produced (store URL, run names, export path, dashboard URL)."""
+    from collector.collect import Collector
     from collector.config import JobConfig, Policy, PromptFormat, Sampling
-    from collector.engine import Collector
     from collector.export.filters import Curation
     from collector.export.pipeline import ExportFormat, export_runs
-    from collector.store import Store
+    from store import Store
 
     console = console or Console(width=None if sys.stdout.isatty() else 120)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -209,3 +204,28 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
             except KeyboardInterrupt:
                 console.print("stopping...")
         return result
+
+
+def quickstart_command(
+    workdir: Annotated[Path, typer.Option(help="where the store, logs and exports go", envvar="TRAJGYM_WORKDIR")] = Path(".trajgym/quickstart"),
+    model: Annotated[Optional[str], typer.Option("--model", help="OpenAI-compatible server URL (default: expert policy)")] = None,
+    local_model: Annotated[bool, typer.Option("--local-model", help="set up and start the local vLLM CPU server")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="tasks per env (default: all test tasks; 8 with a model)")] = None,
+    concurrency: Annotated[int, typer.Option(help="episodes in flight per env")] = 16,
+    hub_port: Annotated[int, typer.Option(help="port of the hub and its dashboard", envvar="TRAJGYM_HUB_PORT")] = 8700,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="stop everything once the export is written")] = False,
+) -> None:
+    """Run the whole pipeline on built-in data: env services + hub, collect, score, export, dashboard."""
+    if model and local_model:
+        typer.echo("error: give --model URL or --local-model, not both", err=True)
+        raise typer.Exit(2)
+    try:
+        quickstart(workdir, model=model, local_model=local_model, limit=limit, concurrency=concurrency,
+                   wait=not no_wait, hub_port=hub_port)
+    except QuickstartError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quickstart")(quickstart_command)

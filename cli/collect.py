@@ -53,8 +53,8 @@ def collect(
 ) -> None:
     """Collect trajectories: a policy (model or expert) against an env service, stored per turn."""
     from collector.display import make_progress, progress_line, summary_table
-    from collector.engine import Collector, JobError
-    from collector.store import ConfigMismatch, RunExists
+    from collector.collect import Collector, JobError
+    from store import ConfigMismatch, RunExists
 
     console = Console(stderr=False)
     overrides = {"env": env, "hub": hub, "model": model, "policy": policy, "split": split, "samples": samples,
@@ -103,14 +103,14 @@ def collect(
     except (RunExists, ConfigMismatch, JobError, EnvNotResolved) as err:
         raise _fail(console, str(err)) from err
     except Exception as err:  # infra failures before collection starts: say what, exit non-zero
-        from clients.errors import EnvClientError
+        from wire.errors import EnvClientError
         from collector.model_client import ModelError
 
         if isinstance(err, (EnvClientError, ModelError)):
             raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
         from sqlalchemy.exc import SQLAlchemyError
 
-        from collector.store.engine import safe_url
+        from store.connect import safe_url
 
         if isinstance(err, SQLAlchemyError):  # disk full, read-only file, database down: name the store and the cause
             cause = getattr(err, "orig", None) or err
@@ -129,7 +129,7 @@ def collect(
 def runs(store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")]) -> None:
     """List the runs of a store with their episode counts."""
     from collector.display import runs_table
-    from collector.store import Store
+    from store import Store
 
     s = Store(store)
     try:
@@ -146,7 +146,7 @@ def show(
 ) -> None:
     """Print a run's trajectory (one episode, every turn) or its episode list."""
     from collector.display import episodes_table, print_trajectory
-    from collector.store import RunNotFound, Store
+    from store import RunNotFound, Store
 
     console = Console()
     s = Store(store)
@@ -184,8 +184,9 @@ def eval_run(
     report: Annotated[Path | None, typer.Option("--report", help="--suite: report file (default: <run>.report.json)")] = None,
 ) -> None:
     """Score runs per env and split (infra errors excluded from denominators), side by side; or run a suite."""
-    from collector.scoring import comparison_table, eval_payload, score_model, score_runs
-    from collector.store import RunNotFound, Store
+    from collector.display import comparison_table
+    from store.scoring import eval_payload, score_model, score_runs
+    from store import RunNotFound, Store
 
     console = Console(stderr=as_json)
     if suite is not None:
@@ -216,8 +217,9 @@ def eval_run(
 
 def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report: Path | None,
                 settings: dict[str, object]) -> None:
-    from collector.scoring import RunScores, SplitScore, comparison_table
-    from collector.store import ConfigMismatch
+    from collector.display import comparison_table
+    from store.scoring import RunScores, SplitScore
+    from store import ConfigMismatch
     from collector.suites import SuiteError, UnknownSuite, get_suite, job_for_suite, run_suite
 
     try:
@@ -233,8 +235,8 @@ def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report
     except (SuiteError, ConfigMismatch, EnvNotResolved) as err:
         raise _fail(console, str(err)) from err
     except Exception as err:
-        from clients.errors import EnvClientError
-        from collector.engine import JobError
+        from wire.errors import EnvClientError
+        from collector.collect import JobError
         from collector.model_client import ModelError
 
         if isinstance(err, (EnvClientError, ModelError, JobError)):

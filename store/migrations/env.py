@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from collector.store.models import Base
+from store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -13,7 +13,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("collector migrations run through collector.store.migrate.upgrade(engine)")
+        raise RuntimeError("collector migrations run through store.migrate.upgrade(engine)")
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -11,7 +11,7 @@
                                                (idempotent; what `trajgym serve --register` does)
     await check_now() -> list[EnvRecord]       run a health-check round on the hub (token)
     await healthy_replicas(name) -> list[Replica]
-  `EnvRecord` / `Replica` are the pydantic models of `services.hub.schemas` (`record.info` is the
+  `EnvRecord` / `Replica` are the pydantic models of `wire.hub_api` (`record.info` is the
   env's /v1/info as a dict; `EnvInfo.model_validate(record.info)` types it).
 
 `Placement(registry, name, *, refresh=2.0, probe_ttl=1.0, cooldown=10.0, env_timeout=60.0,
@@ -31,7 +31,7 @@
   (every `refresh` s) and the probes (every `probe_ttl` s) are renewed in the background, so
   acquire() does not wait on the network. If the hub is away the last list is kept.
 
-Errors: a replica that dies mid-episode surfaces as `clients.errors.EnvUnavailable` from
+Errors: a replica that dies mid-episode surfaces as `wire.errors.EnvUnavailable` from
 `lease.client` (retry the episode on a new lease). `NoHealthyReplica` and `HubUnavailable` are
 `EnvUnavailable` subclasses (infra: retry later); `EnvNotRegistered` (404) and `RegistryError`
 (other 4xx from the hub, e.g. 401/403/409/422) are answers, not infra failures.
@@ -63,9 +63,9 @@ from typing import Any, Self
 import aiohttp
 
 from clients.env_client import AsyncEnvClient
-from clients.errors import EnvClientError, EnvUnavailable
+from wire.errors import EnvClientError, EnvUnavailable
 from envs.types import EnvInfo
-from services.hub.schemas import EnvList, EnvRecord, Replica, normalize_base_url
+from wire.hub_api import EnvList, EnvRecord, Replica, normalize_base_url
 
 log = logging.getLogger("trajgym.registry")
 

@@ -1,7 +1,7 @@
 """Scores of runs per env and split, from the stored episodes alone (no re-running).
 
 One grouped SQL statement reads per-task tallies (scored samples, successes, sums of
-reward/progress/turns, outcome counts); `collector.metrics` turns them into split
+reward/progress/turns, outcome counts); `store.pass_at_k` turns them into split
 scores: success rate (with a 95 % Wilson interval), mean reward, mean progress, mean
 turns, and pass@k (unbiased estimator, mean over tasks with at least k scored
 samples) when some task has several samples. Infra errors are counted but excluded
@@ -17,12 +17,11 @@ from itertools import groupby
 from typing import Any
 
 from pydantic import BaseModel
-from rich.table import Table
 from sqlalchemy import case, func, select
 
-from collector.metrics import TaskTally, aggregate_split
-from collector.store.models import Episode
-from collector.store.repo import RunNotFound, Store
+from store.pass_at_k import TaskTally, aggregate_split
+from store.models import Episode
+from store.repo import RunNotFound, Store
 
 
 class SplitScore(BaseModel):
@@ -136,43 +135,3 @@ def eval_payload(runs: Sequence[RunScores]) -> dict[str, Any]:
         payload = {"run": runs[0].run, "scores": [s.model_dump(mode="json") for s in runs[0].scores]}
     payload["runs"] = [r.model_dump(mode="json") for r in runs]
     return payload
-
-
-def _fmt(x: float | None, pct: bool = False) -> str:
-    return "–" if x is None else (f"{x:.1%}" if pct else f"{x:.3f}")
-
-
-def _pass_cell(k: str) -> Any:
-    return lambda s: _fmt(s.pass_at_k.get(k), True)
-
-
-def comparison_table(runs: Sequence[RunScores], title: str = "eval") -> Table:
-    """Runs side by side: one row per env/split/metric, one column per run."""
-    table = Table(title=title)
-    table.add_column("env")
-    table.add_column("split")
-    table.add_column("metric")
-    for r in runs:
-        table.add_column(f"{r.run}\n{r.model or r.policy}", justify="right")
-    keys = sorted({(s.env, s.split) for r in runs for s in r.scores})
-    index = [{(s.env, s.split): s for s in r.scores} for r in runs]
-    ks = sorted({k for r in runs for s in r.scores for k in s.pass_at_k}, key=int)
-    metrics: list[tuple[str, Any]] = [
-        ("tasks", lambda s: str(s.tasks)),
-        ("episodes (scored)", lambda s: str(s.episodes)),
-        ("success rate", lambda s: _fmt(s.success_rate, True) + (
-            f" [{s.success_ci95[0]:.0%}–{s.success_ci95[1]:.0%}]" if s.success_ci95 else "")),
-        ("mean reward", lambda s: _fmt(s.mean_reward)),
-        ("mean progress", lambda s: _fmt(s.mean_progress)),
-        ("mean turns", lambda s: _fmt(s.mean_turns)),
-        *((f"pass@{k}", _pass_cell(k)) for k in ks),
-        ("failure / truncated / policy error", lambda s: f"{s.failures} / {s.truncated} / {s.policy_errors}"),
-        ("infra errors (excluded)", lambda s: str(s.infra_errors)),
-        ("unfinished", lambda s: str(s.unfinished)),
-    ]
-    for env, split in keys:
-        for i, (name, get) in enumerate(metrics):
-            cells = [get(ix[(env, split)]) if (env, split) in ix else "–" for ix in index]
-            table.add_row(env if i == 0 else "", split if i == 0 else "", name, *cells,
-                          end_section=i == len(metrics) - 1)
-    return table

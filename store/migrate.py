@@ -1,6 +1,6 @@
 """Apply the store's Alembic migrations programmatically (at every store open).
 
-The migration scripts live in `collector/store/migrations` and ship as package data
+The migration scripts live in `store/migrations` and ship as package data
 (.py files). On PostgreSQL an advisory lock serialises concurrent upgrades from
 several collector processes; on SQLite the `BEGIN IMMEDIATE` of the engine does.
 """

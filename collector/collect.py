@@ -23,8 +23,8 @@ from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
 from collector.model_client import ModelClient
 from collector.stats import Stats
-from collector.store import AsyncStore, ClaimedEpisode, EpisodeRecord, Store, worker_id
-from collector.store.engine import safe_url
+from store import AsyncStore, ClaimedEpisode, EpisodeRecord, Store, worker_id
+from store.connect import safe_url
 
 log = logging.getLogger("trajgym.collector")
 

@@ -1,6 +1,6 @@
 """`Store`: every read and write of the trajectory store (synchronous SQLAlchemy).
 
-The engine calls it from one dedicated thread (`collector.store.threaded`), so the
+The engine calls it from one dedicated thread (`store.threaded`), so the
 event loop never blocks on the database. Claims are one `UPDATE ... WHERE id IN
 (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING` statement: on PostgreSQL concurrent
 claimers skip each other's locked rows; on SQLite the statement runs inside
@@ -23,10 +23,10 @@ import psutil
 from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from collector.store.engine import make_engine
-from collector.store.migrate import upgrade
-from collector.store.models import Episode, Run, Turn
-from collector.store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
+from store.connect import make_engine
+from store.migrate import upgrade
+from store.models import Episode, Run, Turn
+from store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
 
 _EPISODE_FIELDS = ("outcome", "attempt", "reward", "success", "progress", "turns", "prompt_tokens", "completion_tokens",
                    "model", "started_at", "finished_at", "duration_s", "model_time_s", "env_time_s", "error")

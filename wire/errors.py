@@ -1,7 +1,10 @@
-"""Typed client errors: the env said no (4xx) versus the env could not be reached (transport, 5xx, timeout).
+"""The env API's error vocabulary, one definition each, shared by the service and its clients.
 
-The collector relies on this split: `EnvUnavailable` is an infrastructure failure
-(retried, never scored), `EnvRequestError` subclasses are answers from the env.
+The service raises the `EnvRequestError` subclasses and answers with their `status`; the
+clients map a non-2xx answer back to the same class (`error_for`). The collector relies on
+the split between the env saying no (`EnvRequestError`, a 4xx) and the env not answering
+(`EnvUnavailable`: transport failure, timeout, 5xx — an infrastructure failure, retried,
+never scored).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 
 class EnvClientError(Exception):
-    """Base of every error the env clients raise."""
+    """Base of every error of the env API (raised by the service, or by a client for an answer)."""
 
 
 class EnvUnavailable(EnvClientError):
@@ -35,10 +38,14 @@ class EnvRequestError(EnvClientError):
 
 
 class SessionNotFound(EnvRequestError):
+    """No open session with that id (never created, closed, or reaped)."""
+
     status = 404
 
 
 class EpisodeFinished(EnvRequestError):
+    """A step on a session whose episode has ended."""
+
     status = 409
 
 
@@ -47,6 +54,8 @@ class InvalidAction(EnvRequestError):
 
 
 class ServerFull(EnvRequestError):
+    """The session table is full; `retry_after` seconds is the service's hint."""
+
     status = 429
 
 

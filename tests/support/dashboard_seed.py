@@ -2,7 +2,7 @@
 
 Runs are written the way the collector writes them (`Store.open_run`, `claim`,
 `commit` with `EpisodeRecord`/`TurnRecord`), so the dashboard reads exactly that
-shape. `python -m services.dashboard.seed demo.db --episodes 5000` makes a demo store.
+shape. `python -m tests.support.dashboard_seed demo.db --episodes 5000` makes a demo store.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from collector.store.records import EpisodeRecord, TurnRecord
-from collector.store.repo import Store, worker_id
+from store.records import EpisodeRecord, TurnRecord
+from store.repo import Store, worker_id
 
 
 @dataclass

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from collector.store.engine import is_sqlite
-from collector.store.repo import Store
+from store.connect import is_sqlite
+from store.repo import Store
 
 T = TypeVar("T")
 log = logging.getLogger("trajgym.store")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from collector.export import Curation, CurationReport, ExportFormat
+from collector.export.kinds import ExportFormat
+
+if TYPE_CHECKING:
+    from collector.export import Curation, CurationReport
 
 Runs = Annotated[list[str], typer.Argument(help="run name(s) in the store")]
 StoreOpt = Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")]
@@ -46,6 +49,8 @@ def _curation(console: Console, split: list[str] | None, outcome: list[str] | No
               min_reward: float | None, max_turns: int | None, max_tokens: int | None, valid_format: bool,
               solved: str | None, dedup: bool, best_of: int | None) -> Curation:
     """The filters given on the command line; a CLI error (exit 2) naming the bad one."""
+    from collector.export import Curation
+
     try:
         lo, hi = _band(solved)
         return Curation(splits=split or None, outcomes=outcome or None, success_only=success_only, min_reward=min_reward,
@@ -82,7 +87,7 @@ def export(
 ) -> None:
     """Export curated episodes of one or more runs as training data, each row with its provenance."""
     from collector.export import export_runs
-    from collector.store import RunNotFound, Store
+    from store import RunNotFound, Store
 
     console = Console(stderr=as_json)
     cur = _curation(console, split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,
@@ -113,7 +118,7 @@ def curate(
 ) -> None:
     """Dry run of the export filters: what each filter drops and what is kept (nothing is exported)."""
     from collector.export import select
-    from collector.store import RunNotFound, Store
+    from store import RunNotFound, Store
 
     console = Console(stderr=as_json)
     cur = _curation(console, split, outcome, success_only, min_reward, max_turns, max_tokens, valid_format, solved, dedup,

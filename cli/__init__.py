@@ -1,0 +1,1 @@
+"""The `trajgym` command line (typer): the top layer, which may import every other package."""

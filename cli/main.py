@@ -1,0 +1,32 @@
+"""The `trajgym` command line: the one top of the layers, where every command group is registered.
+
+Each group lives in its own module under `cli/` and exposes `register(app)`; this module
+imports them all explicitly, so a command module that fails to import is an error, never a
+silently missing command. Command modules keep their heavy imports inside the commands, so
+`trajgym serve` does not pay for the collector's.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import collect, conformance, export, hub, model, quickstart, serve
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="trajgym: agent environments as services, and a trajectory collector.")
+
+
+@app.callback()
+def _root() -> None:
+    """trajgym: agent environments as services, and a trajectory collector."""
+
+
+for group in (serve, quickstart, collect, export, hub, model, conformance):
+    group.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`trajgym serve ENV`: one env as an HTTP service (v1 API, AgentGym routes, /metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.errors import fail
+
+
+def _parse_modes(pairs: list[str], grading: str | None, observation: str | None) -> dict[str, str]:
+    modes: dict[str, str] = {}
+    for pair in pairs:
+        axis, sep, value = pair.partition("=")
+        if not sep or not axis.strip() or not value.strip():
+            fail(f"--mode takes AXIS=VALUE, got {pair!r}")
+        modes[axis.strip()] = value.strip()
+    for axis, value in (("grading", grading), ("observation", observation)):
+        if value is not None:
+            modes[axis] = value
+    return modes
+
+
+def serve(
+    env: Annotated[str, typer.Argument(help="env name (webshop, household, sql, qa) or module:Class")],
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder with the env's published data files")] = None,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    max_sessions: Annotated[int, typer.Option(help="open sessions before 429")] = 4096,
+    session_ttl: Annotated[float, typer.Option(help="seconds an idle session lives")] = 900.0,
+    no_expert: Annotated[bool, typer.Option("--no-expert", help="disable the expert route (403)")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    register: Annotated[str | None, typer.Option("--register", metavar="HUB_URL", envvar="TRAJGYM_HUB_URL",
+                                                    help="join this hub at start, leave it at shutdown")] = None,
+    public_url: Annotated[str | None, typer.Option("--public-url", help="URL the hub and clients reach this service at "
+                                                      "(default: http://HOST:PORT, the hostname if HOST is 0.0.0.0)")] = None,
+    hub_token: Annotated[str | None, typer.Option("--hub-token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
+                                                     help="the hub's bearer token (or TRAJGYM_HUB_TOKEN)")] = None,
+    mode: Annotated[Optional[list[str]], typer.Option("--mode", metavar="AXIS=VALUE",
+                                            help="a named variant of the env (repeatable); defaults are the published benchmark's")] = None,
+    grading: Annotated[str | None, typer.Option("--grading", help="shorthand for --mode grading=VALUE")] = None,
+    observation: Annotated[str | None, typer.Option("--observation", help="shorthand for --mode observation=VALUE")] = None,
+) -> None:
+    """Serve one environment over HTTP (v1 API + AgentGym-compatible surface)."""
+    from envs.base import DataDirError, ModeError
+    from envs.registry import UnknownEnv
+    from services.app import ServiceSettings
+    from services.runner import serve_env
+
+    settings = ServiceSettings(max_sessions=max_sessions, session_ttl=session_ttl, expert_enabled=not no_expert)
+    if register is not None:
+        from wire.hub_api import normalize_base_url
+
+        for flag, url in (("--register", register), ("--public-url", public_url)):
+            try:
+                if url is not None:
+                    normalize_base_url(url)
+            except ValueError as err:
+                fail(f"{flag}: {err}")
+    modes = _parse_modes(mode or [], grading, observation)
+    try:
+        serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
+                  register=register, public_url=public_url, hub_token=hub_token, modes=modes)
+    except (UnknownEnv, DataDirError, ModeError) as err:
+        fail(str(err))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
