@@ -4,7 +4,12 @@ Observations follow ReAct's Wikipedia environment: a found page shows its first
 five sentences; a miss answers ``Could not find X. Similar: [...]`` with BM25's
 top titles (after which there is no current page, as in ReAct); ``lookup`` walks
 the current page's sentences containing the keyword with ``(Result k / n)``;
-``finish`` ends the episode with reward = HotpotQA exact match (F1 in ``info``).
+``finish[answer]`` always ends the episode, as in ReAct: the answer (an empty one
+included) is graded by HotpotQA's official ``hotpot_evaluate_v1.py`` semantics,
+reward = exact match (F1, precision and recall in ``info``).
+
+Modes (``ModeSpec``): ``grading=official`` (default, the above) or ``grading=lenient``:
+an empty ``finish[]`` is answered with feedback and the episode goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from envs.base import Env, EnvError
+from envs.base import Env, EnvError, ModeSpec
 from envs.qa.data import QaData, QaGold, load_qa_data
 from envs.qa.expert import ExpertPlan, make_plan, next_action
 from envs.qa.reward import contains_answer, is_yes_no, normalize_answer, score
@@ -27,6 +32,12 @@ class QaEnv(Env[QaData]):
     description = ("Multi-hop question answering with a local search engine (HotpotQA / ReAct / FireAct): "
                    "search[entity], lookup[keyword], finish[answer]; reward = exact match.")
     max_turns = 12
+    modes: ClassVar[tuple[ModeSpec, ...]] = (
+        ModeSpec("grading", ("official", "lenient"),
+                 "official: finish[answer] ends the episode and is graded as hotpot_evaluate_v1.py does "
+                 "(an empty answer scores EM 0, F1 0); lenient: an empty finish[] is refused with feedback "
+                 "(a turn is used) and the episode goes on"),
+    )
     tools: ClassVar[list[ToolSpec]] = [
         ToolSpec(name="search", description="Search the corpus for a page titled `entity`; returns its first sentences, "
                                             "or similar page titles if there is no such page.",
@@ -135,13 +146,13 @@ class QaEnv(Env[QaData]):
         return self._observe(f"(Result {k + 1} / {len(self.lookup_hits)}) {self.lookup_hits[k]}")
 
     def _finish(self, answer: str) -> StepResult:
-        if not answer:
+        if not answer.strip() and self.data.modes.get("grading", "official") == "lenient":
             return StepResult(observation="Empty answer: give your answer, e.g. finish[Paris].", info={"invalid_action": True})
         gold = self._gold
         s = score(answer, gold.answer)
         self.succeeded = s.em == 1.0
         info = {"success": self.succeeded, "em": s.em, "f1": s.f1, "precision": s.precision, "recall": s.recall,
-                "gold_answer": gold.answer,
+                "answer": answer, "gold_answer": gold.answer,
                 "answer_seen": None if is_yes_no(gold.answer) else self.answer_seen,
                 "pages_visited": len(self.visited)}
         return StepResult(observation=f"Episode finished, reward = {int(s.em)}", reward=s.em, done=True, info=info)

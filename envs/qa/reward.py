@@ -1,8 +1,10 @@
 """HotpotQA answer grading: the official normalisation, exact match and token F1.
 
-Same semantics as the HotpotQA evaluation script: lower-case, drop punctuation,
-drop the articles a/an/the, collapse whitespace; F1 is 0 when either side is
-yes/no/noanswer and the two differ.
+Same semantics as the official HotpotQA evaluation script (hotpotqa/hotpot @ 3635853,
+``hotpot_evaluate_v1.py``): lower-case, drop ASCII punctuation, drop the articles
+a/an/the, collapse whitespace; F1 is 0 when either side is yes/no/noanswer and the two
+differ, or when no token is shared. An empty prediction is graded like any other.
+`score` is what `QaEnv` grades ``finish[answer]`` with (and what ``conformance.hotpot`` checks).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def f1_score(prediction: str, gold: str) -> tuple[float, float, float]:
 
 
 def score(prediction: str, gold: str) -> AnswerScore:
+    """EM, F1, precision and recall of one answer, as `hotpot_evaluate_v1.update_answer` counts them."""
     f1, precision, recall = f1_score(prediction, gold)
     return AnswerScore(em=exact_match(prediction, gold), f1=f1, precision=precision, recall=recall)
 
