@@ -49,6 +49,16 @@ def collect(
     limit: Annotated[int | None, typer.Option("--limit", help="first N tasks of the selection")] = None,
     model_name: Annotated[str | None, typer.Option("--model-name", help="model id (default: first of /v1/models)")] = None,
     extras: Annotated[Extras | None, typer.Option("--extras", help="vLLM token ids + logprobs: auto, on, off")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="sampling temperature (default 0: greedy)")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="nucleus sampling mass (default 1)")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="top-k sampling (vLLM; -1 = off; default: not sent)")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="completion tokens per model call (default 512)")] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="stop sequence (repeatable)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="run seed (default 0): each task × sample gets its own seed from it")] = None,
+    sampling_file: Annotated[Path | None, typer.Option("--sampling-file", help="YAML/TOML/JSON mapping of sampling keys "
+                                                       "(min_p, repetition_penalty, extra_body, ...); flags override it")] = None,
+    allow_identical_samples: Annotated[bool, typer.Option("--allow-identical-samples",
+                                                          help="allow --samples > 1 at temperature 0 (identical greedy samples)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no live progress bar")] = False,
 ) -> None:
     """Collect trajectories: a policy (model or expert) against an env service, stored per turn."""
@@ -59,9 +69,12 @@ def collect(
     console = Console(stderr=False)
     overrides = {"env": env, "hub": hub, "model": model, "policy": policy, "split": split, "samples": samples,
                  "concurrency": concurrency, "store": store, "run_name": run_name, "max_turns": max_turns,
-                 "prompt_format": prompt_format, "constrain_actions": constrain or None, "limit": limit, "model_name": model_name, "extras": extras}
+                 "prompt_format": prompt_format, "constrain_actions": constrain or None, "limit": limit, "model_name": model_name,
+                 "extras": extras, "allow_identical_samples": allow_identical_samples or None}
+    sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "max_tokens": max_tokens, "stop": stop or None,
+                "seed": seed}
     try:
-        cfg = build_job(job, overrides)
+        cfg = build_job(job, overrides, sampling_file=sampling_file, sampling=sampling)
     except (ValidationError, ValueError, OSError) as err:
         raise _fail(console, f"invalid job: {err}") from err
     if cfg.api_key is None and os.environ.get("OPENAI_API_KEY"):
@@ -118,6 +131,10 @@ def collect(
                                  f"(finished episodes are committed; fix the store and rerun with --resume)", 4) from err
         raise
     console.print(summary_table(summary))  # type: ignore[arg-type]
+    env_errors = summary.counts.get("env_error", 0)  # type: ignore[attr-defined]
+    if env_errors:
+        console.print(f"[red]{env_errors} episodes ended as env errors[/red] (the env service failed on its own, twice; "
+                      f"they count as not solved): see `trajgym show {cfg.run_name} --store ... --list` for the exception texts")
     infra = summary.counts.get("infra_error", 0)  # type: ignore[attr-defined]
     if infra:
         console.print(f"[yellow]{infra} episodes ended as infra errors (not scored): run the same command with "
@@ -143,9 +160,10 @@ def show(
     store: Annotated[str, typer.Option("--store", help="SQLAlchemy URL or SQLite file")],
     episode: Annotated[int | None, typer.Option("--episode", help="episode id (see the table); default: the first finished")] = None,
     list_episodes: Annotated[bool, typer.Option("--list", help="list the run's episodes instead")] = False,
+    provenance: Annotated[bool, typer.Option("--provenance", help="print the run's whole provenance record as JSON, nothing else")] = False,
 ) -> None:
-    """Print a run's trajectory (one episode, every turn) or its episode list."""
-    from collector.display import episodes_table, print_trajectory
+    """Print a run's provenance and a trajectory (one episode, every turn), or its episode list."""
+    from collector.display import episodes_table, print_trajectory, provenance_table
     from store import RunNotFound, Store
 
     console = Console()
@@ -155,6 +173,10 @@ def show(
             r = s.get_run(run)
         except RunNotFound as err:
             raise _fail(console, str(err)) from err
+        if provenance:
+            sys.stdout.write(json.dumps(r.get("provenance"), indent=2, ensure_ascii=False) + "\n")
+            return
+        console.print(provenance_table(r))
         eps = s.episodes(r["id"])
         if list_episodes:
             console.print(episodes_table(eps))
@@ -182,17 +204,19 @@ def eval_run(
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="--suite: turn limit (default: the env's)")] = None,
     run_name: Annotated[str | None, typer.Option("--run-name", help="--suite: run name (default: suite-model-time)")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="--suite: report file (default: <run>.report.json)")] = None,
+    allow_env_errors: Annotated[bool, typer.Option("--allow-env-errors", help="exit 0 even when a run has env errors")] = False,
 ) -> None:
-    """Score runs per env and split (infra errors excluded from denominators), side by side; or run a suite."""
+    """Score runs per env and split side by side (env errors count as not solved, infra errors are excluded
+    from the denominators); or run a suite. Exits 5 when a run has env errors, unless --allow-env-errors."""
     from collector.display import comparison_table
-    from store.scoring import eval_payload, score_model, score_runs
+    from store.scoring import env_error_count, eval_payload, score_model, score_runs
     from store import RunNotFound, Store
 
     console = Console(stderr=as_json)
     if suite is not None:
         if runs:
             raise _fail(console, "give either run names or --suite, not both")
-        _eval_suite(console, suite, store=store, as_json=as_json, report=report, settings={
+        _eval_suite(console, suite, store=store, as_json=as_json, report=report, allow_env_errors=allow_env_errors, settings={
             "env": env, "model": model, "model_name": model_name, "policy": policy, "prompt_format": prompt_format,
             "samples": samples, "concurrency": concurrency, "max_turns": max_turns, "run_name": run_name,
             "store": store, "api_key": os.environ.get("OPENAI_API_KEY")})
@@ -213,10 +237,27 @@ def eval_run(
         sys.stdout.write(json.dumps(eval_payload(scored), indent=2) + "\n")
     else:
         console.print(comparison_table(scored, title="eval " + " vs ".join(r.run for r in scored)))
+    _check_env_errors(console, env_error_count(scored), allow_env_errors)
+
+
+ENV_ERRORS_EXIT = 5
+
+
+def _check_env_errors(console: Console, n: int, allowed: bool) -> None:
+    """Env errors make `eval` fail (exit 5): the scores count them as not solved, but the env has a bug."""
+    if not n:
+        return
+    if allowed:
+        console.print(f"[yellow]{n} env error(s), counted as not solved (allowed by --allow-env-errors)[/yellow]")
+        return
+    console.print(f"[red]error:[/red] {n} episode(s) ended as env errors (the env service failed on its own; counted as "
+                  f"not solved, see success_rate_excluding_env_errors): fix the env and collect again, or pass "
+                  f"--allow-env-errors to accept these scores")
+    raise typer.Exit(ENV_ERRORS_EXIT)
 
 
 def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report: Path | None,
-                settings: dict[str, object]) -> None:
+                settings: dict[str, object], allow_env_errors: bool = False) -> None:
     from collector.display import comparison_table
     from store.scoring import RunScores, SplitScore
     from store import ConfigMismatch
@@ -244,15 +285,16 @@ def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report
         raise
     path = report or Path(f"{job.run_name}.report.json")
     path.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    if as_json:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-        return
     scores = RunScores(run=result.run, run_id=result.run_id, env=result.env, model=result.model, policy=result.policy,
                        prompt_format=result.prompt_format, scores=[SplitScore.model_validate(x) for x in result.scores])
-    console.print(comparison_table([scores], title=f"suite {suite.name} ({len(suite.task_ids)} tasks) · run {result.run}"))
-    if result.missing:
-        console.print(f"[yellow]{len(result.missing)} task(s) without a scored sample[/yellow] (infra errors?)")
-    console.print(f"report written to {path}")
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(comparison_table([scores], title=f"suite {suite.name} ({len(suite.task_ids)} tasks) · run {result.run}"))
+        if result.missing:
+            console.print(f"[yellow]{len(result.missing)} task(s) without a scored sample[/yellow] (infra errors?)")
+        console.print(f"report written to {path}")
+    _check_env_errors(console, sum(s.env_errors for s in scores.scores), allow_env_errors)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,19 +5,43 @@ at 32+ concurrent requests (137 vs 1,550+ req/s, shared/notes/http-client-perfor
 re-measured in bench/bench_service.py). One pooled `ClientSession` per client.
 Errors are typed (`wire.errors`). Retries only where safe: reads and close on
 transport errors, session creation on 429 (the server refused it, so nothing was
-created). A step is never retried: it is not idempotent.
+created). A step is never retried: it is not idempotent. A 500 (`EnvServiceError`,
+a bug in env code) is never retried here: the collector decides what to do with it.
+A 2xx body that is not what the API promises is an `EnvServiceError` too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json as jsonlib
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
-from wire.errors import EnvUnavailable, ServerFull, error_for
+from wire.errors import EnvServiceError, EnvUnavailable, ServerFull, error_for
 from envs.types import EnvInfo, Split, ToolCall
 from wire.env_api import SessionCreated, SessionState, StepResponse, TaskList
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decode(raw: bytes) -> Any:
+    """A response body: its JSON, else its text (an error page), else None when empty."""
+    if not raw:
+        return None
+    try:
+        return jsonlib.loads(raw)
+    except ValueError:
+        return raw[:2000].decode("utf-8", "replace")
+
+
+def validated(model: type[M], body: Any, what: str) -> M:
+    """A 2xx body as `model`; a body that does not fit is the service's fault (`EnvServiceError`)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        raise EnvServiceError(f"malformed {what} response from the env service: {str(err)[:500]}") from err
 
 
 class AsyncEnvClient:
@@ -58,8 +82,10 @@ class AsyncEnvClient:
             attempt += 1
             try:
                 async with self._http().request(method, url, json=json, params=params) as resp:
-                    body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                    body = _decode(await resp.read())
                     if resp.status < 400:
+                        if isinstance(body, str):
+                            raise ValueError(f"status {resp.status} with a non-JSON body: {body[:200]!r}")
                         return body
                     error = error_for(resp.status, body, resp.headers.get("Retry-After"))
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
@@ -78,24 +104,26 @@ class AsyncEnvClient:
 
     # ----- API ----------------------------------------------------------------------
     async def info(self) -> EnvInfo:
-        return EnvInfo.model_validate(await self.request("GET", "/v1/info", retry_transport=True))
+        return validated(EnvInfo, await self.request("GET", "/v1/info", retry_transport=True), "info")
 
     async def tasks(self, split: Split | str | None = None, offset: int = 0, limit: int = 10_000) -> TaskList:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if split is not None:
             params["split"] = Split(split).value
-        return TaskList.model_validate(await self.request("GET", "/v1/tasks", params=params, retry_transport=True))
+        return validated(TaskList, await self.request("GET", "/v1/tasks", params=params, retry_transport=True), "tasks")
 
     async def create(self, task_id: str | None = None, seed: int | None = None, split: Split | str | None = None) -> SessionCreated:
         body = {"task_id": task_id, "seed": seed, "split": Split(split).value if split else None}
-        return SessionCreated.model_validate(await self.request("POST", "/v1/sessions", json=body, retry_full=True))
+        return validated(SessionCreated, await self.request("POST", "/v1/sessions", json=body, retry_full=True), "create")
 
     async def step(self, session_id: str, action: str | ToolCall | dict[str, Any]) -> StepResponse:
         payload = action.model_dump() if isinstance(action, ToolCall) else action
-        return StepResponse.model_validate(await self.request("POST", f"/v1/sessions/{session_id}/step", json={"action": payload}))
+        return validated(StepResponse, await self.request("POST", f"/v1/sessions/{session_id}/step",
+                                                          json={"action": payload}), "step")
 
     async def state(self, session_id: str) -> SessionState:
-        return SessionState.model_validate(await self.request("GET", f"/v1/sessions/{session_id}", retry_transport=True))
+        return validated(SessionState, await self.request("GET", f"/v1/sessions/{session_id}", retry_transport=True),
+                         "state")
 
     async def valid_actions(self, session_id: str) -> list[str] | None:
         body = await self.request("GET", f"/v1/sessions/{session_id}/actions", retry_transport=True)
@@ -103,7 +131,10 @@ class AsyncEnvClient:
 
     async def expert_action(self, session_id: str) -> str:
         body = await self.request("GET", f"/v1/sessions/{session_id}/expert", retry_transport=True)
-        return body["action"]
+        action = body.get("action") if isinstance(body, dict) else None
+        if not isinstance(action, str):
+            raise EnvServiceError(f"malformed expert response from the env service: {str(body)[:200]}")
+        return action
 
     async def close(self, session_id: str) -> None:
         await self.request("DELETE", f"/v1/sessions/{session_id}", retry_transport=True)

@@ -22,6 +22,7 @@ from collector.constrain import structured_outputs
 from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
 from collector.model_client import ModelClient
+from collector.provenance import run_provenance
 from collector.stats import Stats
 from store import AsyncStore, ClaimedEpisode, EpisodeRecord, Store, worker_id
 from store.connect import safe_url
@@ -46,9 +47,11 @@ class RunSummary:
 
 
 class Collector:
-    def __init__(self, job: JobConfig, *, resume: bool = False, worker: str | None = None) -> None:
+    def __init__(self, job: JobConfig, *, resume: bool = False, worker: str | None = None,
+                 command: list[str] | None = None) -> None:
         self.job = job
         self.resume = resume
+        self.command = command  # recorded in the run's provenance (default: this process's argv)
         self.worker = worker or worker_id()
         self.stats = Stats()
         self._stop = asyncio.Event()
@@ -89,13 +92,20 @@ class Collector:
             if job.policy is Policy.expert and not info.has_expert:
                 raise JobError(f"env {info.name} has no expert")
             model_name = None
+            card: dict[str, Any] | None = None
             if job.policy is Policy.model:
                 assert job.model is not None
                 model = ModelClient(job.model, model_name=job.model_name, api_key=job.api_key, timeout=job.model_timeout,
                                     concurrency=job.model_concurrency or job.concurrency, retries=job.model_retries,
                                     backoff=job.retry_backoff, extras=job.extras)
                 model_name = await model.resolve_model_name()
+                card = await model.model_card()
             tasks = await self._select_tasks(env)
+            extra_body = structured_outputs(info, tools=job.prompt_format is PromptFormat.tools) if job.constrain_actions else None
+            ctx = EpisodeContext(job=job, env=env, info=info, model=model, model_name=model_name, stats=self.stats,
+                                 extra_body=extra_body)
+            provenance = run_provenance(job, info, model_name=model_name, model_card=card, system_prompt=ctx.system(),
+                                        tools=ctx.tools, constraint=extra_body, command=self.command)
             store = AsyncStore(await asyncio.to_thread(Store, job.store))
             config = job.model_dump(mode="json")
             config["store"] = safe_url(job.store)
@@ -103,15 +113,12 @@ class Collector:
             run, created = await store.open_run(
                 job.run_name, config, job.config_hash(info.name, model_name), env=info.name, model=model_name,
                 policy=job.policy.value, prompt_format=job.prompt_format.value, tasks=tasks, samples=job.samples,
-                resume=self.resume)
+                resume=self.resume, provenance=provenance)
             self.run_id = run["id"]
             requeued = await store.requeue(run["id"]) if not created else {}
             before = await store.progress(run["id"])
             self.stats.total = run["total_episodes"]
             self.stats.already_done = sum(n for k, n in before.items() if k not in ("pending", "claimed"))
-            extra_body = structured_outputs(info, tools=job.prompt_format is PromptFormat.tools) if job.constrain_actions else None
-            ctx = EpisodeContext(job=job, env=env, info=info, model=model, model_name=model_name, stats=self.stats,
-                                 extra_body=extra_body)
             await self._collect(store, ctx, run["id"])
             counts = await store.progress(run["id"])
             return RunSummary(run_name=job.run_name, run_id=run["id"], created=created, worker=self.worker,

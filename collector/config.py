@@ -4,6 +4,12 @@
 policy, prompt format, model name, sampling, limits); its SHA-256 is the config hash
 stored with the run and checked on `--resume`. Endpoints, concurrency, timeouts and
 retry limits are operational: they may differ between machines sharing one run.
+
+Sampling is explicit: `Sampling` holds every parameter sent to the model server; each
+episode's sample gets its own seed, `episode_seed(run seed, task id, sample index)`,
+and model call i of the episode sends that seed + i. Several samples per task at
+temperature 0 are refused (they would be identical greedy samples, and pass@k would
+mean nothing) unless `allow_identical_samples` says that is intended.
 """
 
 from __future__ import annotations
@@ -46,15 +52,65 @@ class Extras(str, Enum):
     off = "off"
 
 
+SEED_MODULUS = 2**31  # per-request seeds stay below 2^31: every OpenAI-compatible server takes them
+
+
+def episode_seed(run_seed: int | None, task_id: str, sample: int) -> int:
+    """The seed of one sample of one task: SHA-256 of (run seed, task id, sample index), below 2^31."""
+    blob = f"{run_seed or 0}\x00{task_id}\x00{sample}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") % SEED_MODULUS
+
+
+def call_seed(seed: int, call: int) -> int:
+    """The seed of model call `call` (0, 1, ...) of an episode whose seed is `seed`."""
+    return (seed + call) % SEED_MODULUS
+
+
+# Sampling fields sent only when set (servers that do not know them may refuse them).
+_OPTIONAL_FIELDS = ("top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty")
+
+
 class Sampling(BaseModel):
+    """What is sent to the model server with every call (`extra_body` for anything else it accepts)."""
+
     model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(default=0.0, ge=0.0, le=5.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1, description="completion tokens per model call")
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, description="run seed (default 0): each episode's seed derives from it")
     stop: list[str] | None = None
+    top_k: int | None = Field(default=None, ge=-1, description="vLLM: -1 = off")
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(default=None, gt=0.0)
     extra_body: dict[str, Any] | None = Field(default=None, description="extra request fields, e.g. vLLM's structured_outputs")
+
+    def request_fields(self) -> dict[str, Any]:
+        """The sampling fields of a request body (without the seed and `extra_body`)."""
+        out: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+        if self.stop:
+            out["stop"] = self.stop
+        for name in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def for_episode(self, task_id: str, sample: int) -> tuple[Sampling, dict[str, Any]]:
+        """(this sampling with the episode's seed, the record of what is sent: fields, extra body, seed)."""
+        seed = episode_seed(self.seed, task_id, sample)
+        sent = {**self.request_fields(), **(self.extra_body or {}), "seed": seed}
+        return self.model_copy(update={"seed": seed}), sent
+
+    def identity(self) -> dict[str, Any]:
+        """For the config hash: the original fields always, the later ones only when set (old hashes hold)."""
+        data = self.model_dump()
+        for name in _OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
 
 class JobConfig(BaseModel):
@@ -81,6 +137,8 @@ class JobConfig(BaseModel):
     constrain_actions: bool = Field(default=False, description="ReAct: constrain decoding to the env's action forms "
                                                                  "(vLLM structured outputs regex)")
     sampling: Sampling = Field(default_factory=Sampling)
+    allow_identical_samples: bool = Field(default=False, description="allow samples > 1 at temperature 0 "
+                                                                      "(identical greedy samples)")
     extras: Extras = Extras.auto
     store_prompt_token_ids: bool = True
     concurrency: int = Field(default=8, ge=1, le=100_000)
@@ -97,6 +155,12 @@ class JobConfig(BaseModel):
     def _check(self) -> JobConfig:
         if self.policy is Policy.model and not self.model:
             raise ValueError("--policy model needs --model URL")
+        if (self.policy is Policy.model and self.samples > 1 and self.sampling.temperature == 0
+                and not self.allow_identical_samples):
+            raise ValueError(f"--samples {self.samples} at temperature 0 gives {self.samples} identical greedy samples "
+                             f"of each task, so pass@k would mean nothing: set --temperature (e.g. 0.8, with --seed "
+                             f"for a reproducible run), or pass --allow-identical-samples if identical samples are "
+                             f"what you want")
         return self
 
     def identity(self, env_name: str, model_name: str | None) -> dict[str, Any]:
@@ -113,7 +177,7 @@ class JobConfig(BaseModel):
             "max_episode_tokens": self.max_episode_tokens,
             "max_parse_retries": self.max_parse_retries,
             "constrain_actions": self.constrain_actions if self.policy is Policy.model else None,
-            "sampling": self.sampling.model_dump() if self.policy is Policy.model else None,
+            "sampling": self.sampling.identity() if self.policy is Policy.model else None,
         }
 
     def config_hash(self, env_name: str, model_name: str | None) -> str:
@@ -132,10 +196,18 @@ def load_job_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def build_job(file: Path | None, overrides: dict[str, Any]) -> JobConfig:
-    """Job file values, then CLI flags that were given (not None) on top."""
+def build_job(file: Path | None, overrides: dict[str, Any], *, sampling_file: Path | None = None,
+              sampling: dict[str, Any] | None = None) -> JobConfig:
+    """Job file values, then CLI flags that were given (not None) on top. Sampling: the job file's
+    `sampling:` table, then the `--sampling-file` (a mapping of `Sampling` keys), then the sampling flags."""
     data = load_job_file(file) if file is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if sampling_file is not None or sampling:
+        merged = dict(data.get("sampling") or {})
+        if sampling_file is not None:
+            merged.update(load_job_file(sampling_file))
+        merged.update({k: v for k, v in (sampling or {}).items() if v is not None})
+        data["sampling"] = merged
     return JobConfig.model_validate(data)
 
 

@@ -27,7 +27,8 @@ def progress_line(stats: Stats) -> str:
     rate = stats.success_rate
     succ = f"{rate:.1%}" if rate is not None else "–"
     return (f"success {succ} · {stats.turns / stats.elapsed:,.0f} turns/s · {stats.tokens / stats.elapsed:,.0f} tok/s"
-            f" · errors {stats.errors} (infra {stats.outcomes.get('infra_error', 0)}, retries {stats.infra_retries})")
+            f" · errors {stats.errors} (env {stats.outcomes.get('env_error', 0)}, infra {stats.outcomes.get('infra_error', 0)}"
+            f", retries {stats.infra_retries})")
 
 
 def summary_table(summary: RunSummary) -> Table:
@@ -36,7 +37,7 @@ def summary_table(summary: RunSummary) -> Table:
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("episodes this process", str(s.done))
-    for outcome in ("success", "failure", "truncated", "policy_error", "infra_error"):
+    for outcome in ("success", "failure", "truncated", "policy_error", "env_error", "infra_error"):
         table.add_row(f"  {outcome}", str(s.outcomes.get(outcome, 0)))
     table.add_row("success rate (scored)", f"{s.success_rate:.1%}" if s.success_rate is not None else "–")
     table.add_row("env turns", str(s.turns))
@@ -82,6 +83,18 @@ def print_trajectory(console: Console, episode: dict[str, Any], turns: list[dict
             meta.append(f"reward {t['reward']}")
         if t["latency_ms"] is not None:
             meta.append(f"{t['latency_ms']:.1f} ms")
+        if t.get("queue_ms"):
+            meta.append(f"queued {t['queue_ms']:.1f} ms")
+        if t.get("env_ms") is not None:
+            meta.append(f"env {t['env_ms']:.1f} ms")
+        if t.get("progress") is not None:
+            meta.append(f"progress {t['progress']:.3g}")
+        if t.get("invalid_action"):
+            meta.append("invalid action")
+        if t.get("truncated"):
+            meta.append("truncated")
+        if t.get("info"):
+            meta.append("info " + json.dumps(t["info"], default=str)[:120])
         if t["completion_tokens"] is not None:
             meta.append(f"{t['prompt_tokens']}+{t['completion_tokens']} tok")
         if t["token_ids"] is not None:
@@ -90,10 +103,26 @@ def print_trajectory(console: Console, episode: dict[str, Any], turns: list[dict
                             title_align="left"))
 
 
+def provenance_table(run: dict[str, Any]) -> Table:
+    """A run's provenance, one field a row (long texts shortened; `show --provenance` prints it whole)."""
+    from collector.provenance import summary_rows
+
+    table = Table(title=f"provenance of run {escape(run['name'])}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    prov = run.get("provenance")
+    if not prov:
+        table.add_row("–", "not recorded (a run collected before provenance was stored)")
+        return table
+    for field, value in summary_rows(prov):
+        table.add_row(field, escape(value))
+    return table
+
+
 def scores_table(run_name: str, scores: list[SplitScore]) -> Table:
     table = Table(title=f"eval {run_name}")
     for col in ("env", "split", "episodes", "success_rate", "mean_reward", "mean_progress", "mean_turns", "failure",
-                "truncated", "policy_error", "infra_errors", "unfinished"):
+                "truncated", "policy_error", "env_errors", "infra_errors", "unfinished"):
         table.add_column(col)
 
     def f(x: float | None, pct: bool = False) -> str:
@@ -101,8 +130,8 @@ def scores_table(run_name: str, scores: list[SplitScore]) -> Table:
 
     for s in scores:
         table.add_row(s.env, s.split, str(s.episodes), f(s.success_rate, True), f(s.mean_reward), f(s.mean_progress),
-                      f(s.mean_turns), str(s.failures), str(s.truncated), str(s.policy_errors), str(s.infra_errors),
-                      str(s.unfinished))
+                      f(s.mean_turns), str(s.failures), str(s.truncated), str(s.policy_errors), str(s.env_errors),
+                      str(s.infra_errors), str(s.unfinished))
     return table
 
 
@@ -130,11 +159,13 @@ def comparison_table(runs: Sequence[RunScores], title: str = "eval") -> Table:
         ("episodes (scored)", lambda s: str(s.episodes)),
         ("success rate", lambda s: _fmt(s.success_rate, True) + (
             f" [{s.success_ci95[0]:.0%}–{s.success_ci95[1]:.0%}]" if s.success_ci95 else "")),
+        ("success rate excl. env errors", lambda s: _fmt(s.success_rate_excluding_env_errors, True)),
         ("mean reward", lambda s: _fmt(s.mean_reward)),
         ("mean progress", lambda s: _fmt(s.mean_progress)),
         ("mean turns", lambda s: _fmt(s.mean_turns)),
         *((f"pass@{k}", _pass_cell(k)) for k in ks),
         ("failure / truncated / policy error", lambda s: f"{s.failures} / {s.truncated} / {s.policy_errors}"),
+        ("env errors (not solved)", lambda s: str(s.env_errors)),
         ("infra errors (excluded)", lambda s: str(s.infra_errors)),
         ("unfinished", lambda s: str(s.unfinished)),
     ]

@@ -17,6 +17,7 @@ class Stats:
     turns: int = 0
     tokens: int = 0
     infra_retries: int = 0
+    env_retries: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def record(self, outcome: str, success: bool | None) -> None:
@@ -32,7 +33,8 @@ class Stats:
 
     @property
     def errors(self) -> int:
-        return self.outcomes.get("infra_error", 0) + self.outcomes.get("policy_error", 0)
+        return (self.outcomes.get("infra_error", 0) + self.outcomes.get("env_error", 0)
+                + self.outcomes.get("policy_error", 0))
 
     @property
     def success_rate(self) -> float | None:

@@ -237,6 +237,7 @@ class TaskResult(BaseModel):
     mean_reward: float | None
     infra_errors: int
     unfinished: int
+    env_errors: int = 0   # among `samples`, as not solved
 
 
 class SuiteReport(BaseModel):
@@ -268,7 +269,7 @@ def suite_report(store: Any, suite: Suite, run_name: str) -> SuiteReport:
     by_task = {t.task_id: t for t in tallies}
     per_task = [TaskResult(task_id=t.task_id, split=t.split, samples=t.scored, successes=t.successes,
                            mean_reward=t.reward_sum / t.scored if t.scored else None, infra_errors=t.infra_errors,
-                           unfinished=t.unfinished)
+                           unfinished=t.unfinished, env_errors=t.env_errors)
                 for t in (by_task[i] for i in suite.task_ids if i in by_task)]
     return SuiteReport(
         suite=suite.name, env=suite.env, description=suite.description, tasks=len(suite.task_ids),

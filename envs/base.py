@@ -18,8 +18,10 @@ adapter (`envs.gym_adapter`) only call the public methods below.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -140,6 +142,7 @@ class EnvData:
         # served splits, counted by reason (shown in /v1/info and the serve log)
         self.modes: dict[str, str] = {}
         self.withheld: dict[str, int] = {}
+        self._digest: str | None = None
 
     def withhold(self, task_ids: Sequence[str], reason: str) -> None:
         """Take tasks out of the served task list (e.g. tasks that cannot be graded honestly)."""
@@ -151,9 +154,31 @@ class EnvData:
         for split, ids in self._by_split.items():
             self._by_split[split] = [i for i in ids if i not in gone]
         self.withheld[reason] = self.withheld.get(reason, 0) + len(gone)
+        self._digest = None
 
     def apply_modes(self, modes: Mapping[str, str]) -> None:
         """Hook for modes that change the shared data (e.g. which tasks are served). Default: none."""
+
+    def digest_parts(self) -> Iterable[bytes]:
+        """Hook: bytes identifying the env's own resources beyond the task list (gold answers, database
+        files, a corpus), e.g. their sizes and content hashes. Keep it cheap: it runs once at load."""
+        return ()
+
+    def digest(self) -> str:
+        """`sha256:<hex>` over every served task (id, split, instruction, meta) and `digest_parts()`;
+        computed once (at load, by `Env.load_data`) and shown in /v1/info as `data_digest`."""
+        cached = getattr(self, "_digest", None)
+        if cached is None:
+            h = hashlib.sha256()
+            for task_id in sorted(self.tasks):
+                t = self.tasks[task_id]
+                h.update(json.dumps([t.task_id, t.split.value, t.instruction, t.meta], sort_keys=True, default=str,
+                                    separators=(",", ":")).encode())
+                h.update(b"\n")
+            for part in self.digest_parts():
+                h.update(part)
+            cached = self._digest = "sha256:" + h.hexdigest()
+        return cached
 
     def task_ids(self, split: Split | None = None) -> list[str]:
         if split is None:
@@ -253,6 +278,7 @@ class Env(ABC, Generic[D]):
         data = cls.load(None if data_dir is None else as_data_dir(data_dir))
         data.modes = resolved
         data.apply_modes(resolved)
+        data.digest()
         return data
 
     @classmethod
@@ -288,6 +314,7 @@ class Env(ABC, Generic[D]):
             modes=dict(data.modes),
             mode_choices={m.axis: list(m.choices) for m in cls.modes},
             withheld_tasks=dict(data.withheld),
+            data_digest=data.digest(),
         )
 
     def resolve_task(self, task_id: str | None = None, seed: int | None = None, split: Split | None = None) -> TaskSpec:

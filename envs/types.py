@@ -102,6 +102,8 @@ class EnvInfo(BaseModel):
     modes: dict[str, str] = Field(default_factory=dict, description="named modes in force (axis -> value); the first choice of each axis is the published benchmark's")
     mode_choices: dict[str, list[str]] = Field(default_factory=dict)
     withheld_tasks: dict[str, int] = Field(default_factory=dict, description="tasks left out of the served splits, by reason")
+    data_digest: str | None = Field(default=None, description="digest of the data the service loaded (tasks and the "
+                                                              "env's own resources), computed once at load")
 
 
 class Observation(BaseModel):

@@ -5,7 +5,8 @@ probes (`/healthz`, `/readyz`), Prometheus `/metrics`, and the AgentGym-compatib
 surface from `services.agentgym`. Env errors become real HTTP statuses with a
 JSON `{"detail": ...}` body: 404 unknown session/task, 409 finished episode,
 422 malformed action or body, 429 (+ Retry-After) when the session table is full,
-403 when the expert route is disabled.
+403 when the expert route is disabled, and 500 with the exception's type and text when
+env code raises anything else (a bug of the env: clients record it as an env error).
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ def _error_handler(service: EnvService, status: int) -> Callable[[Request, Excep
     return handle
 
 
+def _unexpected_handler(service: EnvService) -> Callable[[Request, Exception], Any]:
+    """500 with the exception's text: an env bug, named, never mistaken for an unreachable service."""
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        service.metrics.error(500)
+        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"[:4000]}, status_code=500)
+
+    return handle
+
+
 def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Path | None = None,
                settings: ServiceSettings | None = None, on_ready: Callable[[EnvService], Any] | None = None) -> FastAPI:
     """Build the FastAPI app serving `env_cls`. Shared data is `data`, or loaded from `data_dir` at start."""
@@ -200,6 +210,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     for exc_type, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_type, _error_handler(service, status))
+    app.add_exception_handler(Exception, _unexpected_handler(service))  # Starlette logs the traceback too
 
     v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 

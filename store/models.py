@@ -48,6 +48,8 @@ class Run(Base):
     prompt_format: Mapped[str] = mapped_column(String(20))
     total_episodes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # what the run's data depends on beyond its config: versions, env data digest, model, prompts, tools
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Episode(Base):
@@ -83,6 +85,7 @@ class Episode(Base):
     model_time_s: Mapped[float | None] = mapped_column(Float)
     env_time_s: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Turn(Base):
@@ -110,3 +113,10 @@ class Turn(Base):
     prompt_token_ids: Mapped[list[int] | None] = mapped_column(JSON)
     logprobs: Mapped[list[float] | None] = mapped_column(JSON)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    queue_ms: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    progress: Mapped[float | None] = mapped_column(Float)
+    truncated: Mapped[bool | None] = mapped_column(Boolean)
+    invalid_action: Mapped[bool | None] = mapped_column(Boolean)
+    env_ms: Mapped[float | None] = mapped_column(Float)

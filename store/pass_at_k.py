@@ -82,7 +82,7 @@ class TaskTally:
     env: str
     split: str
     task_id: str
-    scored: int = 0            # done and not infra_error
+    scored: int = 0            # done and not infra_error (env errors included, as not solved)
     successes: int = 0
     reward_sum: float = 0.0
     progress_sum: float = 0.0
@@ -93,6 +93,7 @@ class TaskTally:
     policy_errors: int = 0
     infra_errors: int = 0
     unfinished: int = 0        # pending or claimed
+    env_errors: int = 0        # part of `scored`, never successes
 
 
 @dataclass(slots=True)
@@ -104,12 +105,14 @@ class SplitAggregate:
     successes: int = 0
     success_rate: float | None = None
     success_ci95: tuple[float, float] | None = None
+    success_rate_excluding_env_errors: float | None = None
     mean_reward: float | None = None
     mean_progress: float | None = None
     mean_turns: float | None = None
     failures: int = 0
     truncated: int = 0
     policy_errors: int = 0
+    env_errors: int = 0
     infra_errors: int = 0
     unfinished: int = 0
     max_samples: int = 0       # largest number of scored samples of one task
@@ -118,9 +121,11 @@ class SplitAggregate:
 
 
 def aggregate_split(env: str, split: str, tallies: Iterable[TaskTally], ks: Sequence[int] | None = None) -> SplitAggregate:
-    """Scores of one env/split from its task tallies. Infra errors are counted, never in a denominator;
-    means are over scored episodes (progress over those that reported one); pass@k (unbiased, mean over
-    tasks with n >= k) is given when some task has several scored samples."""
+    """Scores of one env/split from its task tallies. Scored episodes are the finished ones that are not
+    infra errors: env errors are among them, as not solved (reward 0), and `success_rate_excluding_env_errors`
+    leaves them out. Infra errors are counted, never in a denominator; means are over scored episodes
+    (progress over those that reported one); pass@k (unbiased, mean over tasks with n >= k) is given when
+    some task has several scored samples."""
     agg = SplitAggregate(env=env, split=split)
     reward = progress = 0.0
     progress_n = turns = 0
@@ -136,6 +141,7 @@ def aggregate_split(env: str, split: str, tallies: Iterable[TaskTally], ks: Sequ
         agg.failures += t.failures
         agg.truncated += t.truncated
         agg.policy_errors += t.policy_errors
+        agg.env_errors += t.env_errors
         agg.infra_errors += t.infra_errors
         agg.unfinished += t.unfinished
         if t.scored:
@@ -143,6 +149,7 @@ def aggregate_split(env: str, split: str, tallies: Iterable[TaskTally], ks: Sequ
     n = agg.episodes
     agg.success_rate = ratio(agg.successes, n)
     agg.success_ci95 = wilson_interval(agg.successes, n)
+    agg.success_rate_excluding_env_errors = ratio(agg.successes, n - agg.env_errors)
     agg.mean_reward = ratio(reward, n)
     agg.mean_progress = ratio(progress, progress_n)
     agg.mean_turns = ratio(turns, n)

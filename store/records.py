@@ -33,7 +33,14 @@ class TurnRecord:
     token_ids: list[int] | None = None
     prompt_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None      # model call: request sent to answer read (expert: the expert call)
+    queue_ms: float | None = None        # model call: waiting for a free model slot before it was sent
+    seed: int | None = None              # model call: the seed sent
+    info: dict[str, Any] | None = None   # observation: the env's info dict of that step (or of the reset)
+    progress: float | None = None        # observation: the env's progress after that step
+    truncated: bool | None = None        # observation: the env's turn limit ended the episode
+    invalid_action: bool | None = None   # observation/feedback: the action was refused or matched no form
+    env_ms: float | None = None          # observation: the env call's round trip (step, or session create)
 
 
 @dataclass(slots=True)
@@ -56,4 +63,5 @@ class EpisodeRecord:
     model_time_s: float = 0.0
     env_time_s: float = 0.0
     error: str | None = None
+    sampling: dict[str, Any] | None = None  # the sampling parameters sent (the seed is the first call's)
     messages: list[TurnRecord] = field(default_factory=list)

@@ -8,6 +8,10 @@ claimers skip each other's locked rows; on SQLite the statement runs inside
 heartbeat; claims whose lease ran out, or whose worker process on this host is
 dead, go back to the pending set. A finished episode is written with its turns in
 one transaction, and only if this worker still holds its claim.
+
+A run keeps its provenance (what its data depends on beyond the config: versions, the
+env's data digest, the model, prompts, tool schemas, sampling); joining a run with
+`resume` refuses a job whose provenance differs in anything but `VOLATILE_PROVENANCE`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from store.models import Episode, Run, Turn
 from store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
 
 _EPISODE_FIELDS = ("outcome", "attempt", "reward", "success", "progress", "turns", "prompt_tokens", "completion_tokens",
-                   "model", "started_at", "finished_at", "duration_s", "model_time_s", "env_time_s", "error")
+                   "model", "started_at", "finished_at", "duration_s", "model_time_s", "env_time_s", "error", "sampling")
+VOLATILE_PROVENANCE = frozenset({"command"})  # recorded, but may differ between the processes of one run
 _TURN_FIELDS = tuple(f.name for f in fields(TurnRecord))
 
 
@@ -43,6 +48,29 @@ class RunNotFound(LookupError):
 
 class ConfigMismatch(Exception):
     pass
+
+
+def provenance_changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted paths where two provenance records differ (top-level `VOLATILE_PROVENANCE` keys ignored)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            if not path and key in VOLATILE_PROVENANCE:
+                continue
+            out += provenance_changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if old == new else [path or "(all)"]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _dig(record: Any, path: str) -> Any:
+    for key in path.split("."):
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
 
 
 def utcnow() -> datetime:
@@ -87,11 +115,12 @@ class Store:
 
     def open_run(self, name: str, config: dict[str, Any], config_hash: str, *, env: str, model: str | None,
                  policy: str, prompt_format: str, tasks: Sequence[tuple[str, str]], samples: int,
-                 resume: bool) -> tuple[dict[str, Any], bool]:
+                 resume: bool, provenance: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
         """Create the run with one pending episode per task × sample, or (resume) join the existing one.
 
         Returns (run, created). Race-safe: of several processes creating the same run, one
-        inserts it and the others find it (the unique name decides)."""
+        inserts it and the others find it (the unique name decides). Joining needs the same
+        config hash and the same provenance (a run stored without one gets this job's)."""
         try:
             existing = self.get_run(name)
         except RunNotFound:
@@ -102,6 +131,7 @@ class Store:
                     run_id = conn.execute(insert(Run).values(
                         name=name, config=config, config_hash=config_hash, env=env, model=model, policy=policy,
                         prompt_format=prompt_format, total_episodes=len(tasks) * samples, created_at=utcnow(),
+                        provenance=provenance,
                     ).returning(Run.id)).scalar_one()
                     rows = [{"run_id": run_id, "env": env, "split": split, "task_id": task_id, "sample": s,
                              "attempt": 0, "claims": 0, "status": "pending"}
@@ -116,6 +146,17 @@ class Store:
         if existing["config_hash"] != config_hash:
             raise ConfigMismatch(f"run {name!r} was created with config hash {existing['config_hash'][:12]}, "
                                  f"this job's is {config_hash[:12]}: resume needs the same job")
+        if provenance is not None:
+            stored = existing.get("provenance")
+            if stored is None:  # a run of an older store: it adopts this job's provenance
+                with self.engine.begin() as conn:
+                    conn.execute(update(Run).where(Run.id == existing["id"]).values(provenance=provenance))
+                existing["provenance"] = provenance
+            elif changed := provenance_changes(stored, provenance):
+                shown = "; ".join(f"{p}: {_show(_dig(stored, p))} -> {_show(_dig(provenance, p))}" for p in changed[:5])
+                raise ConfigMismatch(f"run {name!r} was collected under a different provenance ({shown}"
+                                     f"{'; ...' if len(changed) > 5 else ''}): resume needs the same env data, model, "
+                                     f"prompts, tools and trajgym version; start a new run instead")
         return existing, False
 
     def list_runs(self) -> list[dict[str, Any]]:

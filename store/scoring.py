@@ -4,10 +4,13 @@ One grouped SQL statement reads per-task tallies (scored samples, successes, sum
 reward/progress/turns, outcome counts); `store.pass_at_k` turns them into split
 scores: success rate (with a 95 % Wilson interval), mean reward, mean progress, mean
 turns, and pass@k (unbiased estimator, mean over tasks with at least k scored
-samples) when some task has several samples. Infra errors are counted but excluded
-from every denominator; pending/claimed episodes are reported and not scored.
-`eval_payload` is the JSON of `trajgym eval --json`: per run, per env and split, at
-least `success_rate`, `mean_reward`, `episodes`, `infra_errors`.
+samples) when some task has several samples. Denominators: `episodes` = finished
+episodes that are not infra errors. Env errors (the env service's own bugs) are in it and
+count as not solved, with reward 0; `success_rate_excluding_env_errors` is the rate over
+`episodes - env_errors`. Infra errors are counted but excluded from every denominator;
+pending/claimed episodes are reported and not scored. `eval_payload` is the JSON of
+`trajgym eval --json`: per run, per env and split, at least `success_rate`,
+`success_rate_excluding_env_errors`, `mean_reward`, `episodes`, `env_errors`, `infra_errors`.
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from store.repo import RunNotFound, Store
 class SplitScore(BaseModel):
     env: str
     split: str
-    episodes: int            # scored episodes (done, not infra_error)
+    episodes: int            # scored episodes (done, not infra_error; env errors included as not solved)
     successes: int
-    success_rate: float | None
+    success_rate: float | None                       # successes / episodes
+    success_rate_excluding_env_errors: float | None = None  # successes / (episodes - env_errors)
     mean_reward: float | None
     mean_progress: float | None
     mean_turns: float | None
     failures: int
     truncated: int
     policy_errors: int
+    env_errors: int = 0      # in `episodes`, never successes
     infra_errors: int        # excluded from the denominators above
     unfinished: int          # pending or claimed
     tasks: int = 0
@@ -74,15 +79,16 @@ def task_tallies(store: Store, run_id: int | Sequence[int]) -> list[TaskTally]:
         func.sum(case((scored, func.coalesce(Episode.turns, 0)), else_=0)),
         count(done & (Episode.outcome == "failure")), count(done & (Episode.outcome == "truncated")),
         count(done & (Episode.outcome == "policy_error")), count(done & (Episode.outcome == "infra_error")),
-        count(Episode.status != "done"),
+        count(Episode.status != "done"), count(done & (Episode.outcome == "env_error")),
     ).where(Episode.run_id.in_(run_ids)).group_by(Episode.env, Episode.split, Episode.task_id)
         .order_by(Episode.env, Episode.split, Episode.task_id))
     with store.engine.begin() as conn:
         return [TaskTally(env=env, split=split, task_id=task, scored=int(n or 0), successes=int(c or 0),
                           reward_sum=float(r or 0.0), progress_sum=float(p or 0.0), progress_n=int(pn or 0),
                           turns_sum=int(t or 0), failures=int(f or 0), truncated=int(tr or 0),
-                          policy_errors=int(pe or 0), infra_errors=int(ie or 0), unfinished=int(u or 0))
-                for env, split, task, n, c, r, p, pn, t, f, tr, pe, ie, u in conn.execute(stmt)]
+                          policy_errors=int(pe or 0), infra_errors=int(ie or 0), unfinished=int(u or 0),
+                          env_errors=int(ee or 0))
+                for env, split, task, n, c, r, p, pn, t, f, tr, pe, ie, u, ee in conn.execute(stmt)]
 
 
 def score_tallies(tallies: Sequence[TaskTally], ks: Sequence[int] | None = None) -> list[SplitScore]:
@@ -91,8 +97,9 @@ def score_tallies(tallies: Sequence[TaskTally], ks: Sequence[int] | None = None)
         a = aggregate_split(env, split, list(group), ks)
         out.append(SplitScore(
             env=env, split=split, episodes=a.episodes, successes=a.successes, success_rate=a.success_rate,
-            mean_reward=a.mean_reward, mean_progress=a.mean_progress, mean_turns=a.mean_turns, failures=a.failures,
-            truncated=a.truncated, policy_errors=a.policy_errors, infra_errors=a.infra_errors,
+            success_rate_excluding_env_errors=a.success_rate_excluding_env_errors, mean_reward=a.mean_reward,
+            mean_progress=a.mean_progress, mean_turns=a.mean_turns, failures=a.failures,
+            truncated=a.truncated, policy_errors=a.policy_errors, env_errors=a.env_errors, infra_errors=a.infra_errors,
             unfinished=a.unfinished, tasks=a.tasks, success_ci95=a.success_ci95, max_samples=a.max_samples,
             pass_at_k=a.pass_at_k, pass_at_k_tasks=a.pass_at_k_tasks))
     return out
@@ -122,6 +129,11 @@ def score_model(store: Store, model: str, ks: Sequence[int] | None = None) -> Ru
                      env=", ".join(envs), model=model, policy=runs[0]["policy"],
                      prompt_format=", ".join(sorted({r["prompt_format"] for r in runs})),
                      scores=score_tallies(task_tallies(store, [r["id"] for r in runs]), ks))
+
+
+def env_error_count(runs: Sequence[RunScores]) -> int:
+    """Env errors over every run, env and split (`trajgym eval` fails on any unless told otherwise)."""
+    return sum(s.env_errors for r in runs for s in r.scores)
 
 
 def compare_runs(store: Store, names: Sequence[str]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ stub = collector_setup.stub
 
 def _job(tmp_path: Path, env_url: str, model_url: str | None, **kw: object) -> JobConfig:
     base: dict[str, object] = {"run_name": "r1", "env": env_url, "model": model_url, "store": str(tmp_path / "s.db"),
-                               "split": "test", "samples": 2, "concurrency": 4, "retry_backoff": 0.01}
+                               "split": "test", "samples": 2, "concurrency": 4, "retry_backoff": 0.01,
+                               "sampling": {"temperature": 0.7, "seed": 11}}
     base.update(kw)
     return JobConfig.model_validate(base)
 
@@ -71,10 +72,19 @@ async def test_react_rows_field_by_field(tmp_path: Path, env_url: str, stub: tup
             assert obs["action"] == a["content"].split("Action: ")[1]
             assert obs["content"].startswith("Observation: " + obs["observation"])
             assert obs["done"] == (k == steps) and obs["reward"] == (1.0 if k == steps else 0.0)
-        # what was stored is exactly what the model was sent
+        # what was stored is exactly what the model was sent, with the sampling and per-call seeds sent
         sent = [{"role": t["role"], "content": t["content"]} for t in turns[:-2]]
         assert any(r["messages"] == sent for r in control.requests)
+        sampling = ep["sampling"]
+        assert (sampling["temperature"], sampling["top_p"], sampling["max_tokens"]) == (0.7, 1.0, 512)
+        assert [a["seed"] for a in turns[2::2]] == [sampling["seed"] + k for k in range(steps)]
+        assert any(r["messages"] == sent and r["seed"] == sampling["seed"] + steps - 1 and r["temperature"] == 0.7
+                   for r in control.requests)
+        assert all(o["env_ms"] > 0 and o["invalid_action"] is False and o["truncated"] is False for o in turns[3::2])
+        assert turns[-1]["info"] == {"success": True, "progress": 1.0} and turns[-1]["progress"] == 1.0
     assert all(r["logprobs"] is True and r["return_token_ids"] is True and "tools" not in r for r in control.requests)
+    seeds = {(e["task_id"], e["sample"]): e["sampling"]["seed"] for e in episodes}
+    assert len(set(seeds.values())) == 20  # one seed per task × sample
     (score,) = score_run(store, run["id"])
     assert (score.episodes, score.success_rate, score.mean_reward, score.infra_errors) == (20, 1.0, 1.0, 0)
 
@@ -216,7 +226,7 @@ def test_cli_collect_runs_show_eval(tmp_path: Path, env_url: str, stub: tuple[st
     runner = CliRunner(env={"COLUMNS": "250"})
     db = str(tmp_path / "cli.db")
     job_file = tmp_path / "job.yaml"
-    job_file.write_text("sampling:\n  temperature: 0.0\nretry_backoff: 0.01\n")
+    job_file.write_text("sampling:\n  temperature: 0.7\nretry_backoff: 0.01\n")
     args = ["collect", "--env", env_url, "--model", url, "--policy", "model", "--split", "dev", "--samples", "2",
             "--concurrency", "3", "--store", db, "--run-name", "cli", "--job", str(job_file), "--max-turns", "10",
             "--prompt-format", "react", "--limit", "4"]

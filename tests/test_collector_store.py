@@ -25,7 +25,7 @@ def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001_initial"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002_outcomes_provenance"
     assert set(inspect(store.engine).get_table_names()) >= {"runs", "episodes", "turns"}
     Store(str(tmp_path / "s.db"))  # opening again is a no-op upgrade
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from collector.config import EnvNotResolved, JobConfig, build_job, resolve_env_url
-from collector.model_client import ModelUnavailable, api_base, parse_completion
+from collector.model_client import ModelReplyError, api_base, parse_completion
 from collector.prompts import ParseFailure, parse_react, parse_tool_call, react_system_prompt
 from envs.types import EnvInfo
 
@@ -50,7 +50,7 @@ def test_parse_completion_vllm_extras() -> None:
     # plain OpenAI: no extras at all
     r = parse_completion({"choices": [{"message": {"content": "x", "tool_calls": []}}]}, 1.0)
     assert r.token_ids is None and r.logprobs is None and r.tool_calls is None
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelReplyError):  # an unusable reply: the episode's policy error, not infrastructure
         parse_completion({"choices": []}, 1.0)
 
 

@@ -2,9 +2,14 @@
 
 The service raises the `EnvRequestError` subclasses and answers with their `status`; the
 clients map a non-2xx answer back to the same class (`error_for`). The collector relies on
-the split between the env saying no (`EnvRequestError`, a 4xx) and the env not answering
-(`EnvUnavailable`: transport failure, timeout, 5xx — an infrastructure failure, retried,
-never scored).
+a three-way split:
+
+* the env saying no (`EnvRequestError`, a 4xx): a refused request;
+* the env failing on its own (`EnvServiceError`, a 500): an unexpected exception in env code,
+  answered with the exception's text. A bug of the env, not of the agent and not of the
+  infrastructure: the collector records it as `env_error` and it counts as not solved;
+* the env not answering (`EnvUnavailable`: transport failure, timeout, 502/503/504 and any
+  other 5xx): an infrastructure failure, retried, never scored.
 """
 
 from __future__ import annotations
@@ -21,6 +26,17 @@ class EnvUnavailable(EnvClientError):
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
+        self.status = status
+
+
+class EnvServiceError(EnvClientError):
+    """The env service answered 500: its env code raised an unexpected exception (`detail` is its text)."""
+
+    status = 500
+
+    def __init__(self, detail: str, status: int = 500) -> None:
+        super().__init__(detail)
+        self.detail = detail
         self.status = status
 
 
@@ -71,7 +87,9 @@ def error_for(status: int, body: Any, retry_after: str | None = None) -> EnvClie
     detail = body.get("detail") if isinstance(body, dict) else body
     if not isinstance(detail, str):
         detail = str(detail)
-    if status >= 500:
+    if status == 500:
+        return EnvServiceError(f"env service error 500: {detail}")
+    if status > 500:
         return EnvUnavailable(f"env service error {status}: {detail}", status=status)
     cls = _BY_STATUS.get(status, EnvRequestError)
     return cls(detail, status=status, retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)

@@ -1,7 +1,8 @@
 """Curation: which finished episodes become training rows (the AgentInstruct / FireAct / AgentGym recipe).
 
 Order of application (each step's drop count is reported):
-1. per-episode filters: infra errors never pass; split, outcome types, success only,
+1. per-episode filters: infra errors and env errors (the env service failed: an incomplete
+   episode) never pass; split, outcome types, success only,
    reward ≥ threshold, max env turns, max tokens, valid format only;
 2. per-task pass band: tasks whose number of successes among their scored samples
    (all scored samples of the selected runs, before step 1) lies in [solved_min, solved_max];
@@ -102,6 +103,8 @@ def curate(store: Store, run_ids: Sequence[int], episodes: Sequence[EpisodeMeta]
     def keep(e: EpisodeMeta) -> str | None:
         if e.outcome == "infra_error":
             return "infra_error"
+        if e.outcome == "env_error":
+            return "env_error"
         if splits is not None and e.split not in splits:
             return "split"
         if e.outcome not in outcomes:

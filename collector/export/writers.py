@@ -115,8 +115,10 @@ def _readme(counts: dict[str, int], manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_hf_dir(rows: Iterable[dict[str, Any]], out: Path, manifest: dict[str, Any]) -> dict[str, int]:
-    """Write the directory; refuses a non-empty destination that is not an earlier export of this kind."""
+def write_hf_dir(rows: Iterable[dict[str, Any]], out: Path, manifest: dict[str, Any],
+                 provenance: dict[str, Any] | None = None) -> dict[str, int]:
+    """Write the directory (with `provenance.json`, the runs' provenance, when given); refuses a non-empty
+    destination that is not an earlier export of this kind."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file; --format hf writes a directory")
     if out.exists() and any(out.iterdir()) and not (out / "trajgym_export.json").exists():
@@ -141,6 +143,9 @@ def write_hf_dir(rows: Iterable[dict[str, Any]], out: Path, manifest: dict[str, 
     counts = {s: sinks[s].rows for s in order}
     (tmp / "README.md").write_text(_readme(counts, manifest), encoding="utf-8")
     (tmp / "trajgym_export.json").write_text(json.dumps({**manifest, "splits": counts}, indent=2) + "\n",
+                                             encoding="utf-8")
+    if provenance is not None:
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)

@@ -129,7 +129,8 @@ def _summaries(conn: Connection, runs: list[dict[str, Any]]) -> list[RunSummary]
             env=r["env"], splits=splits.get(r["id"], []), created_at=aware(r["created_at"]),
             total_episodes=r["total_episodes"], done=done, pending=pending, claimed=claimed, scored=scored,
             successes=_int(succ), success_rate=_ratio(succ, scored), mean_reward=_ratio(rsum, scored),
-            mean_turns=_ratio(tsum, scored), outcomes=outcomes, infra_errors=outcomes["infra_error"],
+            mean_turns=_ratio(tsum, scored), outcomes=outcomes, env_errors=outcomes["env_error"],
+            infra_errors=outcomes["infra_error"],
             prompt_tokens=_int(ptok), completion_tokens=_int(ctok), started_at=first, finished_at=last,
             wall_s=(last - first).total_seconds() if first and last else None, episode_time_s=float(dsum or 0.0),
             state=state))

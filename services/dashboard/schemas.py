@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-OUTCOMES = ("success", "failure", "truncated", "policy_error", "infra_error")
-Outcome = Literal["success", "failure", "truncated", "policy_error", "infra_error"]
+OUTCOMES = ("success", "failure", "truncated", "policy_error", "env_error", "infra_error")
+Outcome = Literal["success", "failure", "truncated", "policy_error", "env_error", "infra_error"]
 RunState = Literal["complete", "running", "idle"]
 
 
@@ -32,12 +32,14 @@ class RunSummary(BaseModel):
     done: int
     pending: int
     claimed: int
-    scored: int = Field(description="done episodes that are not infra errors (the denominators)")
+    scored: int = Field(description="done episodes that are not infra errors (the denominators; env errors "
+                                    "included, as not solved)")
     successes: int
     success_rate: float | None
     mean_reward: float | None
     mean_turns: float | None
     outcomes: dict[str, int]
+    env_errors: int = Field(default=0, description="the env service failed on its own: counted as not solved")
     infra_errors: int
     prompt_tokens: int
     completion_tokens: int

@@ -5,7 +5,7 @@
   const body = document.body;
   const $ = (id) => document.getElementById(id);
   const COLORS = { success: "#2e8b57", failure: "#c0392b", truncated: "#e67e22", policy_error: "#8e44ad",
-                   infra_error: "#7f8c8d", pending: "#bdc3c7", claimed: "#3498db" };
+                   env_error: "#c0392b", infra_error: "#7f8c8d", pending: "#bdc3c7", claimed: "#3498db" };
 
   function showError(message) {
     const box = $("error");
