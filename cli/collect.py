@@ -204,6 +204,10 @@ def eval_run(
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="--suite: turn limit (default: the env's)")] = None,
     run_name: Annotated[str | None, typer.Option("--run-name", help="--suite: run name (default: suite-model-time)")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="--suite: report file (default: <run>.report.json)")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="--suite: sampling temperature (default 0)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="--suite: run seed (default 0)")] = None,
+    allow_identical_samples: Annotated[bool, typer.Option("--allow-identical-samples",
+                                                          help="--suite: allow samples > 1 at temperature 0")] = False,
     allow_env_errors: Annotated[bool, typer.Option("--allow-env-errors", help="exit 0 even when a run has env errors")] = False,
 ) -> None:
     """Score runs per env and split side by side (env errors count as not solved, infra errors are excluded
@@ -219,7 +223,9 @@ def eval_run(
         _eval_suite(console, suite, store=store, as_json=as_json, report=report, allow_env_errors=allow_env_errors, settings={
             "env": env, "model": model, "model_name": model_name, "policy": policy, "prompt_format": prompt_format,
             "samples": samples, "concurrency": concurrency, "max_turns": max_turns, "run_name": run_name,
-            "store": store, "api_key": os.environ.get("OPENAI_API_KEY")})
+            "store": store, "api_key": os.environ.get("OPENAI_API_KEY"),
+            "sampling": {k: v for k, v in (("temperature", temperature), ("seed", seed)) if v is not None} or None,
+            "allow_identical_samples": allow_identical_samples or None})
         return
     if not runs and model_name is None:
         raise _fail(console, "name at least one run (see `trajgym runs --store ...`), or --model-name, or --suite")

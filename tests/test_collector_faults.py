@@ -128,7 +128,7 @@ async def test_kill9_collector_then_resume_exactly_once(tmp_path: Path, env_url:
     control.delay = 0.02
     db = str(tmp_path / "k.db")
     args = ["--env", env_url, "--model", url, "--policy", "model", "--split", "all", "--samples", "2", "--concurrency", "4",
-            "--store", db, "--run-name", "k9", "--prompt-format", "react", "--quiet"]
+            "--store", db, "--run-name", "k9", "--prompt-format", "react", "--quiet", "--temperature", "0.7"]
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "collect", *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store, run_id = _wait_for_successes(proc, db, "k9", 10)
@@ -137,7 +137,7 @@ async def test_kill9_collector_then_resume_exactly_once(tmp_path: Path, env_url:
     at_kill = store.progress(run_id)
     assert 10 <= at_kill.get("success", 0) < 60 and at_kill.get("claimed", 0) > 0
     job = JobConfig(run_name="k9", env=env_url, model=url, split="all", samples=2, concurrency=4, store=db,
-                    prompt_format="react")
+                    prompt_format="react", sampling={"temperature": 0.7})
     summary = await Collector(job, resume=True).run()
     assert summary.requeued["released"] == at_kill["claimed"]
     assert summary.stats.done == 60 - at_kill["success"]

@@ -37,7 +37,8 @@ def test_two_processes_one_run_no_double_claim(pg_url: str) -> None:
     control.delay = 0.05
     with running_server(create_app(CounterEnv)) as env_url, running_server(app) as model_url:
         args = ["--env", env_url, "--model", model_url, "--policy", "model", "--split", "all", "--samples", "2",
-                "--concurrency", "4", "--store", pg_url, "--run-name", "pg-shared", "--resume", "--quiet"]
+                "--concurrency", "4", "--store", pg_url, "--run-name", "pg-shared", "--resume", "--quiet",
+                "--temperature", "0.7", "--seed", "1"]
         procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "collect", *args], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
         outputs = [p.communicate(timeout=120)[0].decode() for p in procs]

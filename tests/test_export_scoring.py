@@ -173,7 +173,7 @@ def test_suite_runs_a_model_and_writes_one_report(counter_url: str, tmp_path: Pa
     app, _control = create_stub()
     runner = CliRunner()
     with running_server(app) as model_url:
-        args = ["eval", "--suite", str(suite_file), "--env", counter_url, "--model", model_url,
+        args = ["eval", "--suite", str(suite_file), "--env", counter_url, "--model", model_url, "--temperature", "0.8",
                 "--store", str(db), "--run-name", "suite-run", "--report", str(report_path), "--concurrency", "4"]
         res = runner.invoke(_app(), args)
         assert res.exit_code == 0, res.output

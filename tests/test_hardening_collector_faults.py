@@ -1,7 +1,8 @@
 """Fault injection under a running collector, beyond tests/test_collector_faults.py (which covers
 model 500 / timeout / dropped response, an env service killed then resumed, SIGKILL and Ctrl-C).
 
-Here: model 429, malformed JSON, a 200 with the wrong shape, a slow answer, connection resets;
+Here: model 429, a slow answer, connection resets (infrastructure: retried); malformed JSON and a
+200 with the wrong shape (an unusable reply: that episode is a policy error with its reason);
 an env service killed and restarted on the same port mid-run (the run finishes by itself); one of
 two hub replicas killed mid-run (episodes retried on the other); the store's disk filling up or
 turning read-only mid-run (root + tmpfs; clear error, nothing lost, resume completes); and a
@@ -143,18 +144,34 @@ def _assert_complete(store: Store, run_id: int, tasks: list[str]) -> None:
 
 
 # ----- model faults ------------------------------------------------------------------------------
-async def test_transient_429_bad_json_bad_shape_slow_are_retried(tmp_path: Path, env_url: str) -> None:
+async def test_transient_429_and_slow_are_retried(tmp_path: Path, env_url: str) -> None:
     faults = Faults()
-    faults.queue.extend(["429", "badjson", "badshape", "slow", "429"])
+    faults.queue.extend(["429", "slow", "429"])
     app, _ = faulty_model(faults)
     with running_server(app) as model:
         job = _job(str(tmp_path / "s.db"), env_url, model, limit=4, model_retries=5, concurrency=2)
         summary = await Collector(job).run()
-    assert faults.count == 5 and summary.counts == {"success": 4}, summary.counts
+    assert faults.count == 3 and summary.counts == {"success": 4}, summary.counts
     _assert_complete(Store(job.store), summary.run_id, ALL_TASKS[:4])
 
 
-@pytest.mark.parametrize("fault", ["429", "badjson", "badshape"])
+@pytest.mark.parametrize(("fault", "reason"), [("badjson", "non-JSON body"), ("badshape", "choices is null")])
+async def test_unusable_model_reply_ends_that_episode_as_policy_error(tmp_path: Path, env_url: str, fault: str,
+                                                                      reason: str) -> None:
+    """Bad JSON or a reply without choices is not infrastructure: the episode ends with its reason, the run goes on."""
+    faults = Faults()
+    faults.queue.append(fault)
+    app, _ = faulty_model(faults)
+    with running_server(app) as model:
+        job = _job(str(tmp_path / "s.db"), env_url, model, limit=3, concurrency=1)
+        summary = await Collector(job).run()
+    assert faults.count == 1 and summary.counts == {"policy_error": 1, "success": 2}, summary.counts
+    (bad,) = [e for e in Store(job.store).episodes(summary.run_id) if e["outcome"] == "policy_error"]
+    assert bad["error"].startswith("model reply unusable") and reason in bad["error"], bad["error"]
+    assert bad["reward"] == 0.0 and bad["success"] is False and bad["attempt"] == 1
+
+
+@pytest.mark.parametrize("fault", ["429"])
 async def test_model_always_faulty_gives_infra_errors_not_reward_zero(tmp_path: Path, env_url: str, fault: str) -> None:
     faults = Faults()
     faults.always = fault
@@ -372,7 +389,7 @@ async def test_postgres_restart_under_a_running_collector(env_url: str) -> None:
     control.delay = 0.03
     try:
         with running_server(app) as model:
-            job = _job(url, env_url, model, concurrency=3, samples=2, lease_seconds=2.0)
+            job = _job(url, env_url, model, concurrency=3, samples=2, lease_seconds=2.0, sampling={"temperature": 0.7})
             collector = Collector(job)
             run = asyncio.create_task(collector.run())
             await _wait_done(collector, 5)
