@@ -30,6 +30,7 @@ from envs.actions import ActionParseError
 from envs.base import Env, EnvData, EnvError, NoExpert, StepAfterEnd, UnknownTask
 from envs.types import EnvInfo, Split
 from services.body_limit import BodyLimitMiddleware
+from services.crash_guard import CrashGuardMiddleware
 from services.prometheus_metrics import ServiceMetrics
 from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
 from wire.env_api import (
@@ -168,15 +169,6 @@ def _error_handler(service: EnvService, status: int) -> Callable[[Request, Excep
     return handle
 
 
-def _unexpected_handler(service: EnvService) -> Callable[[Request, Exception], Any]:
-    """500 with the exception's text: an env bug, named, never mistaken for an unreachable service."""
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        service.metrics.error(500)
-        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"[:4000]}, status_code=500)
-
-    return handle
-
-
 def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Path | None = None,
                settings: ServiceSettings | None = None, on_ready: Callable[[EnvService], Any] | None = None) -> FastAPI:
     """Build the FastAPI app serving `env_cls`. Shared data is `data`, or loaded from `data_dir` at start."""
@@ -208,9 +200,9 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
     )
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CrashGuardMiddleware, on_error=lambda: service.metrics.error(500))
     for exc_type, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_type, _error_handler(service, status))
-    app.add_exception_handler(Exception, _unexpected_handler(service))  # Starlette logs the traceback too
 
     v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 

@@ -4,7 +4,8 @@ The collector drives the real model server against real env services (QA and
 household) in both prompt formats with constrained decoding, 8 episodes in flight;
 what is stored is checked against the server itself (`/tokenize`, `/detokenize`)
 and its `usage`. Then the server is stopped mid-run and restarted: infra errors,
-never reward 0, and a resume that completes every task exactly once.
+never reward 0, and a resume that completes every task exactly once. And seeded sampling
+(`--samples 4 --temperature 0.8 --seed 1`) run twice gives the same tokens both times.
 
 Run with `make test-model` (the first run sets up the model venv: 68 s install with a warm pip cache + 41 s conversion measured here; about 3 min 40 s more for a cold install per the shared notes).
 """
@@ -138,6 +139,40 @@ async def test_tool_calling_with_hermes_convention_on_household(vllm: ModelServe
     tool_turns = _rows(db, "SELECT tool_call_id FROM turns WHERE role = 'tool'")
     assert tool_turns and all(t["tool_call_id"] for t in tool_turns)
     assert _check_stored_turns_against_server(db, "tools-household", vllm) > 0
+
+
+def _assistant_tokens(db: Path, run: str) -> dict[tuple[str, int, int], tuple[list[int], str, int]]:
+    """(task, sample, turn index) -> (token ids, text, seed sent) of every assistant turn of a run."""
+    rows = _rows(db, "SELECT e.task_id, e.sample, t.idx, t.token_ids, t.content, t.seed FROM turns t "
+                     "JOIN episodes e ON e.id = t.episode_id JOIN runs r ON r.id = e.run_id "
+                     "WHERE r.name = ? AND t.role = 'assistant'", run)
+    return {(r["task_id"], r["sample"], r["idx"]): (json.loads(r["token_ids"]), r["content"], r["seed"]) for r in rows}
+
+
+def test_seeded_sampling_gives_the_same_tokens_twice(vllm: ModelServer, qa_url: str, tmp_path: Path) -> None:
+    """`--samples 4 --temperature 0.8 --seed 1`, twice, through the CLI: every assistant turn has the same tokens
+    (each task × sample has its own seed, so the 4 samples of a task are not copies of each other)."""
+    db = tmp_path / "seeded.db"
+    for run in ("seeded-a", "seeded-b"):
+        cmd = [sys.executable, "-m", "cli.main", "collect", "--env", qa_url, "--model", vllm.url, "--policy", "model",
+               "--prompt-format", "react", "--constrain", "--split", "test", "--limit", "2", "--samples", "4",
+               "--temperature", "0.8", "--seed", "1", "--max-turns", "2", "--max-tokens", "48", "--concurrency", "1",
+               "--store", f"sqlite:///{db}", "--run-name", run, "--quiet"]
+        result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    a, b = _assistant_tokens(db, "seeded-a"), _assistant_tokens(db, "seeded-b")
+    assert len({(task, sample) for task, sample, _ in a}) == 8
+    assert a == b, [k for k in a if a[k] != b.get(k)][:5]
+    assert all(ids for ids, _, _ in a.values())
+    first: dict[str, set[tuple[int, ...]]] = {}
+    for (task, _, idx), (ids, _, _) in a.items():
+        if idx == 2:  # the first reply of each sample
+            first.setdefault(task, set()).add(tuple(ids))
+    assert any(len(replies) > 1 for replies in first.values()), "4 samples at temperature 0.8 were all identical"
+    sampling = _rows(db, "SELECT e.sampling FROM episodes e JOIN runs r ON r.id = e.run_id WHERE r.name = 'seeded-a'")
+    seeds = [json.loads(r["sampling"])["seed"] for r in sampling]
+    assert len(set(seeds)) == 8 and all(json.loads(r["sampling"])["temperature"] == 0.8 for r in sampling)
+    print(f"\n[vllm seeded] 2 runs x 8 episodes, {len(a)} assistant turns, identical token ids")
 
 
 def _collect_cmd(db: Path, model_url: str, env_url: str, *extra: str) -> list[str]:
