@@ -170,6 +170,8 @@ class Rollout:
         except InvalidAction:
             raise
         except EnvRequestError as err:
+            if err.status == 413:  # the agent's action is larger than the service takes: its own doing
+                raise InvalidAction(f"the action is too large for the env ({err.detail})", status=413) from err
             # 404 (session lost: service restarted or reaped) / 409 / 429: the env side broke, not the policy.
             raise InfraFailure(f"env step refused: {err.status} {err}") from err
         self.env_time += dt

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from envs.types import EnvInfo, ToolCall
 
 MAX_LISTED_ACTIONS = 50
@@ -94,4 +96,7 @@ def parse_tool_call(tool_calls: list[dict[str, Any]] | None) -> tuple[ToolCall, 
         raise ParseFailure(f"The arguments of {name!r} are not valid JSON: {err}") from err
     if not isinstance(name, str) or not name or not isinstance(args, dict):
         raise ParseFailure("A tool call needs a tool name and a JSON object of arguments.")
-    return ToolCall(name=name, arguments=args), call.get("id")
+    try:
+        return ToolCall(name=name, arguments=args), call.get("id")
+    except ValidationError as err:  # e.g. a name of 10,000 characters
+        raise ParseFailure(f"The tool call is not usable: {err.errors()[0].get('msg', 'invalid')}.") from err

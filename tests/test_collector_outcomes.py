@@ -305,3 +305,16 @@ async def test_turns_keep_env_info_progress_truncation_invalid_actions_and_timin
     (ep,) = store.episodes(summary.run_id)
     feedback = [t for t in store.turns(ep["id"]) if t["role"] == "tool"]
     assert ep["outcome"] == "policy_error" and feedback and all(t["invalid_action"] is True for t in feedback)
+
+
+async def test_an_action_too_large_for_the_service_is_fed_back_not_infrastructure(tmp_path: Path, env_url: str) -> None:
+    huge = "Thought: flood it.\nAction: add[" + "1" * 1_200_000 + "]"  # over the service's 1 MiB body limit: 413
+    with running_server(_scripted_model([huge, "Action: finish[0]"])) as model:
+        job = JobConfig(run_name="huge", env=env_url, model=model, store=str(tmp_path / "h.db"), split="test",
+                        task_ids=["counter-0"], retry_backoff=0.01)
+        summary = await Collector(job).run()
+    store = Store(job.store)
+    (ep,) = store.episodes(summary.run_id)
+    assert (ep["outcome"], ep["turns"], ep["attempt"]) == ("failure", 1, 1)
+    feedback = store.turns(ep["id"])[3]
+    assert feedback["invalid_action"] is True and "too large" in feedback["content"]
