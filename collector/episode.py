@@ -211,7 +211,10 @@ class Rollout:
         self.add({"role": "assistant", "content": content},
                  TurnRecord(step=self.step + 1, role="assistant", content=content, action=action,
                             latency_ms=dt * 1000.0))
-        result, step_dt = await self._env_step(session, action)
+        try:
+            result, step_dt = await self._env_step(session, action)
+        except InvalidAction as err:  # the env refused its own expert's action: a bug of the env
+            raise EnvFault(f"env refused its expert's action {action[:200]!r}: {err.status} {err}") from err
         self._observe(result, action, None, step_dt)
         return result
 

@@ -156,7 +156,7 @@ def test_seeded_sampling_gives_the_same_tokens_twice(vllm: ModelServer, qa_url: 
     for run in ("seeded-a", "seeded-b"):
         cmd = [sys.executable, "-m", "cli.main", "collect", "--env", qa_url, "--model", vllm.url, "--policy", "model",
                "--prompt-format", "react", "--constrain", "--split", "test", "--limit", "2", "--samples", "4",
-               "--temperature", "0.8", "--seed", "1", "--max-turns", "2", "--max-tokens", "48", "--concurrency", "1",
+               "--temperature", "0.8", "--seed", "1", "--max-turns", "2", "--max-tokens", "64", "--concurrency", "1",
                "--store", f"sqlite:///{db}", "--run-name", run, "--quiet"]
         result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
