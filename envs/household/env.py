@@ -51,16 +51,16 @@ def _norm(text: str) -> str:
 
 class HouseholdEnv(Env[HouseholdData]):
     name = "household"
+    version = "0.1.0"
+    description = ("ALFWorld-style text household: find objects, clean/heat/cool them, place them in "
+                   "receptacles, or examine them under a lamp. Pure-Python engine for ALFWorld game files.")
+    max_turns = 50
     modes: ClassVar[tuple[ModeSpec, ...]] = (
         ModeSpec("parsing", ("strict", "lenient"),
                  "strict: ALFWorld's exact command strings and admissible list; lenient: case, spaces, a final "
                  "period and the old `put X in/on Y` form accepted, `examine` any visible object, `go to` the "
                  "current receptacle"),
     )
-    version = "0.1.0"
-    description = ("ALFWorld-style text household: find objects, clean/heat/cool them, place them in "
-                   "receptacles, or examine them under a lamp. Pure-Python engine for ALFWorld game files.")
-    max_turns = 50
     system_prompt = ("Interact with a household to solve a task. Each turn, give one command, e.g. "
                      "'go to countertop 1', 'open fridge 1', 'take apple 1 from countertop 1', "
                      "'move apple 1 to fridge 1', 'clean apple 1 with sinkbasin 1', 'heat apple 1 with microwave 1', "
@@ -83,7 +83,7 @@ class HouseholdEnv(Env[HouseholdData]):
                  text_template="clean {obj} with {recep}"),
         ToolSpec(name="slice", description="Slice an object with the knife you hold.",
                  params=[_OBJ, _p("knife", "the knife you hold, e.g. 'knife 1'")], text_template="slice {obj} with {knife}"),
-        ToolSpec(name="examine", description="Examine a receptacle or an object.",
+        ToolSpec(name="examine", description="Examine a receptacle you are at or the object you hold.",
                  params=[_p("target", "a receptacle or object")], text_template="examine {target}"),
         ToolSpec(name="inventory", description="List what you carry.", text_template="inventory"),
         ToolSpec(name="look", description="Look around.", text_template="look"),
