@@ -17,11 +17,20 @@ from typing import Any
 
 from conformance.report import FileResult
 from envs.sql.env import SqlEnv
-from envs.types import ToolCall
+from envs.types import StepResult, ToolCall
 
 
 def _task_id(line: dict[str, Any]) -> str:
     return f"dbbench-standard-{int(line['task_index']):03d}"
+
+
+def _play(env: SqlEnv, task_id: str, line: dict[str, Any]) -> StepResult:
+    env.reset(task_id=task_id)
+    if "statements" in line:
+        for statement in line["statements"]:
+            env.step(ToolCall(name="execute_sql", arguments={"sql": statement}))
+        return env.step(ToolCall(name="commit", arguments={}))
+    return env.step(ToolCall(name="submit_answer", arguments={"answer": line["answer"]}))
 
 
 def check(lines: Iterable[dict[str, Any]], data_root: Path) -> FileResult:
@@ -38,19 +47,17 @@ def check(lines: Iterable[dict[str, Any]], data_root: Path) -> FileResult:
             if gold is None:
                 result.add(False, {**case, "ours": None, "note": "no such task"})
                 continue
-            env.reset(task_id=task_id)
-            if "statements" in line:
-                case["statements"] = line["statements"]
-                for statement in line["statements"]:
-                    env.step(ToolCall(name="execute_sql", arguments={"sql": statement}))
-                step = env.step(ToolCall(name="commit", arguments={}))
-            else:
-                case["answer"] = line["answer"]
-                if gold.label != line.get("label", gold.label):
-                    result.add(False, {**case, "ours": None, "note": "the line's label is not this task's label"})
-                    env.close()
-                    continue
-                step = env.step(ToolCall(name="submit_answer", arguments={"answer": line["answer"]}))
+            if "statements" not in line and gold.label != line.get("label", gold.label):
+                result.add(False, {**case, "answer": line.get("answer"), "ours": None,
+                                   "note": "the line's label is not this task's label"})
+                continue
+            try:
+                step = _play(env, task_id, line)
+            except Exception as err:  # e.g. the gold fails here: a disagreement, not a crash of the run
+                env.close()
+                result.add(False, {**case, "ours": None, "error": f"{type(err).__name__}: {err}"[:300]})
+                continue
+            case.update({"statements": line["statements"]} if "statements" in line else {"answer": line["answer"]})
             ours = bool(step.info.get("success"))
             result.add(ours == expected, {**case, "ours": ours, "observation": step.observation[:300]})
     finally:

@@ -35,9 +35,14 @@ def check(lines: Iterable[dict[str, Any]], data_root: Path) -> FileResult:
             if gold is None or (gold.sql or "").strip().rstrip(";").strip() != str(line["gold"]).strip():
                 result.add(False, {**case, "ours": None, "note": "the line's gold is not this task's gold"})
                 continue
-            env.reset(task_id=task_id)
-            env.step(ToolCall(name="execute_sql", arguments={"sql": line["pred"]}))
-            step = env.step(ToolCall(name="commit", arguments={}))
+            try:
+                env.reset(task_id=task_id)
+                env.step(ToolCall(name="execute_sql", arguments={"sql": line["pred"]}))
+                step = env.step(ToolCall(name="commit", arguments={}))
+            except Exception as err:  # e.g. the gold fails here: a disagreement, not a crash of the run
+                env.close()
+                result.add(False, {**case, "ours": None, "error": f"{type(err).__name__}: {err}"[:300]})
+                continue
             ours = bool(step.info.get("success"))
             result.add(ours == expected, {**case, "ours": ours, "observation": step.observation[:300]})
     finally:

@@ -41,6 +41,7 @@ _DB_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
 
 GRADING_MAX_ROWS = 100_000  # rows a grading run of a query may fetch (sessions keep their own limit)
+GOLD_TIME_LIMIT_S = 30.0  # a gold query (trusted) may run this long; the agent's keep the session's limit
 
 
 class SqlGold(BaseModel):
@@ -123,7 +124,13 @@ class SqlData(EnvData):
 
     @property
     def grading_limits(self) -> SqlLimits:
+        """Limits of a grading run of the agent's SQL: the session's, with more rows."""
         return self.limits.model_copy(update={"max_rows": max(self.limits.max_rows, GRADING_MAX_ROWS)})
+
+    @property
+    def gold_limits(self) -> SqlLimits:
+        """Limits of a run of gold SQL: grading limits with a longer time limit."""
+        return self.grading_limits.model_copy(update={"time_limit_s": max(self.limits.time_limit_s, GOLD_TIME_LIMIT_S)})
 
     def dialect(self, gold: SqlGold, sql: str) -> str:
         """SQL as this task's database runs it: DB-bench SQL is MySQL, rewritten for SQLite."""
@@ -131,9 +138,10 @@ class SqlData(EnvData):
             return sql
         return mysql_compat.to_sqlite(sql, mysql_compat.digit_names([gold.table or "", *gold.columns]))
 
-    def run_fresh(self, gold: SqlGold, sql: str) -> ExecResult:
-        """Run `sql` (in the task's dialect) on a fresh copy of the task's database, with grading limits."""
-        db = self.open_db(gold.db, self.grading_limits)
+    def run_fresh(self, gold: SqlGold, sql: str, trusted: bool = False) -> ExecResult:
+        """Run `sql` (in the task's dialect) on a fresh copy of the task's database, with grading
+        limits (`trusted`: gold SQL, with the gold limits)."""
+        db = self.open_db(gold.db, self.gold_limits if trusted else self.grading_limits)
         try:
             return db.execute(self.dialect(gold, sql))
         finally:

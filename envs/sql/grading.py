@@ -63,7 +63,7 @@ def _gold_result(data: SqlData, task_id: str, gold: SqlGold, variant: str, sql: 
     key = (task_id, variant)
     cached = data.gold_results.get(key)
     if cached is None:
-        cached = data.run_fresh(gold, sql)
+        cached = data.run_fresh(gold, sql, trusted=True)
         if cached.error is not None:
             raise GradeError(f"gold query of {gold.db} failed: {cached.error}")
         if cached.truncated:
@@ -85,10 +85,11 @@ def spider_gold(data: SqlData, task_id: str) -> tuple[list[tuple[Any, ...]], boo
 
 
 def written_gold(data: SqlData, task_id: str) -> list[tuple[Any, ...]]:
-    """The gold query's rows as written."""
+    """The gold query's rows as written (DISTINCT kept; the evaluator's other preprocessing applied)."""
     gold = data.gold[task_id]
     assert gold.sql is not None
-    return _gold_result(data, task_id, gold, "written", gold.sql).rows
+    sql = gold.sql if gold.source == "dbbench" else spider_eval.executable(spider_eval.postprocess(gold.sql))
+    return _gold_result(data, task_id, gold, "written", sql).rows
 
 
 # ----- official rules ------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def dbbench_expected_hash(data: SqlData, task_id: str) -> str:
     cached = data.gold_results.get(key)
     if cached is None:
         assert gold.sql is not None
-        db = data.open_db(gold.db, data.grading_limits)
+        db = data.open_db(gold.db, data.gold_limits)
         try:
             result = db.execute(data.dialect(gold, gold.sql))
             if result.error is not None:
@@ -207,7 +208,7 @@ def grade_query(data: SqlData, task_id: str, answer: str | None, last_sql: str |
 def expected_snapshot(data: SqlData, gold: SqlGold) -> Snapshot:
     """All tables after the gold statement on a fresh copy."""
     assert gold.sql is not None
-    db: SessionDb = data.open_db(gold.db, data.grading_limits)
+    db: SessionDb = data.open_db(gold.db, data.gold_limits)
     try:
         result = db.execute(data.dialect(gold, gold.sql))
         if result.error is not None:

@@ -32,11 +32,17 @@ _ESCAPES = {"0": "\x00", "'": "'", '"': '"', "b": "\b", "n": "\n", "r": "\r", "t
 _WORD = re.compile(r"[0-9A-Za-z_$\u0080-\uffff]+")
 
 
-@functools.lru_cache(maxsize=65_536)
-def collation_key(text: str) -> str:
-    """Accent- and case-insensitive, NO PAD: NFKD, combining marks dropped, case folded."""
+def _key(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+_cached_key = functools.lru_cache(maxsize=65_536)(_key)
+
+
+def collation_key(text: str) -> str:
+    """Accent- and case-insensitive, NO PAD: NFKD, combining marks dropped, case folded."""
+    return _cached_key(text) if len(text) <= 256 else _key(text)
 
 
 def mysql_ai_ci(a: str, b: str) -> int:
