@@ -264,7 +264,8 @@ def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dic
         for i, line in enumerate(raw for raw in fh if raw.strip()):
             item = DbBenchTask.model_validate_json(line)
             task_type = item.type[0] if item.type else "other"
-            kind = "mutation" if task_type.upper() in ("INSERT", "UPDATE", "DELETE") else "query"
+            # as AgentBench's task.py decides it (case-sensitive): these types are graded by the table hash
+            kind = "mutation" if task_type in ("INSERT", "UPDATE", "DELETE") else "query"
             task_id = f"dbbench-{stem}-{i:03d}"
             key = f"dbbench/{stem}/{i:03d}"
             templates[key] = template_from_bytes(dbbench_database(item.table), quote="`")

@@ -3,8 +3,8 @@
 AgentBench's DB-bench grader calls ``eval`` on a committed answer that looks like a list. This
 evaluates the same text to the same Python value for what answers are made of — numbers, strings,
 bytes, ``None``/``True``/``False``, lists, tuples, sets, dicts, unary and arithmetic operators,
-comparisons, ``and``/``or``, conditional expressions, indexing and slicing — and raises
-`LiteralError` for anything else (names, calls, attributes, comprehensions, f-strings...), where
+comparisons, ``and``/``or``, conditional expressions, indexing, slicing, f-strings without fields — and raises
+`LiteralError` for anything else (names, calls, attributes, comprehensions, ...), where
 ``eval`` would have raised ``NameError`` or run code. Sizes are bounded so that no answer can
 make it allocate or compute without limit.
 """
@@ -99,6 +99,8 @@ def _eval(node: ast.AST, depth: int) -> Any:
     if isinstance(node, ast.Subscript):
         target = _eval(node.value, d)
         return _sized(target[_eval(node.slice, d)])
+    if isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values):
+        return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))  # an f-string without fields
     if isinstance(node, ast.Slice):
         return slice(*(None if part is None else _eval(part, d) for part in (node.lower, node.upper, node.step)))
     raise LiteralError(f"{type(node).__name__} is not evaluated")
