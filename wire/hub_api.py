@@ -79,7 +79,11 @@ class RegisterEnv(BaseModel):
 
 
 class AddReplica(BaseModel):
+    """POST /v1/envs/{name}/replicas: the hub probes `url` first. `replace`: an entry of the same URL (a
+    restarted service's earlier life) is replaced by a fresh one instead of a 409."""
+
     url: str
+    replace: bool = Field(default=False, description="replace an existing entry of the same URL")
 
     @field_validator("url")
     @classmethod
