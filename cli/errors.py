@@ -41,6 +41,14 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def summary_line(text: str) -> str:
+    """A multi-line message (a headline, then a log tail) as one line: the headline and the tail's last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    return f"{lines[0].rstrip(':')}: … {lines[-1][:300]}"
+
+
 def _store_error(err: Any) -> str:
     cause = getattr(err, "orig", None) or err
     first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
@@ -66,7 +74,7 @@ _EXPECTED: list[tuple[str, str, Callable[[Any], str]]] = [
     ("wire.errors", "EnvUnavailable", lambda e: f"an env service is not reachable: {e}"),
     ("wire.errors", "EnvClientError", str),
     ("collector.model_client", "ModelError", lambda e: f"the model server failed: {e}"),
-    ("services.model.server", "SetupError", lambda e: (str(e).strip().splitlines() or ["the local model server failed"])[0]),
+    ("services.model.server", "SetupError", lambda e: summary_line(str(e)) or "the local model server failed"),
     ("collector.config", "EnvNotResolved", str),
     ("collector.collect", "JobError", str),
     ("store.repo", "RunExists", str),
