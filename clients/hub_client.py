@@ -2,7 +2,7 @@
 
 `RegistryClient(hub_url, token=None)` — aiohttp client of the hub API (`trajgym hub`):
     await list_envs() -> list[EnvRecord]           await get_env(name) -> EnvRecord
-    await register(urls, name=None, meta=None) -> EnvRecord      (token)
+    await register(urls, name=None, meta=None, replace_stale=False) -> EnvRecord   (token)
     await unregister(name) -> None                                 (token)
     await add_replica(name, url, replace=False) -> Replica         (token; replace: an entry of the same
                                                                    URL is replaced, not a 409)
@@ -11,7 +11,9 @@
     await join(url, name=None, replace=False) -> EnvRecord
                                                register, or add `url` as a replica if the env exists
                                                (idempotent; what `trajgym serve --register` does, with
-                                               replace=True: a restarted service replaces its old entry)
+                                               replace=True: a restarted service replaces its old entry,
+                                               an upgraded one a registration of its old version that
+                                               has no replica up)
     await check_now() -> list[EnvRecord]       run a health-check round on the hub (token)
     await healthy_replicas(name) -> list[Replica]
   `EnvRecord` / `Replica` are the pydantic models of `wire.hub_api` (`record.info` is the
@@ -151,8 +153,11 @@ class RegistryClient:
         return (await self.get_env(name)).healthy_replicas
 
     # ----- writes (token) ---------------------------------------------------------------
-    async def register(self, urls: list[str], name: str | None = None, meta: dict[str, Any] | None = None) -> EnvRecord:
-        body = {"urls": urls, "name": name, "meta": meta or {}}
+    async def register(self, urls: list[str], name: str | None = None, meta: dict[str, Any] | None = None,
+                       replace_stale: bool = False) -> EnvRecord:
+        body: dict[str, Any] = {"urls": urls, "name": name, "meta": meta or {}}
+        if replace_stale:
+            body["replace_stale"] = True
         return EnvRecord.model_validate(await self.request("POST", "/v1/envs", json=body, auth=True))
 
     async def unregister(self, name: str) -> None:
@@ -179,8 +184,8 @@ class RegistryClient:
         """Register the env served at `url`, or add `url` as a replica of the already registered env (idempotent;
         with `replace` an entry of the same URL is replaced by a fresh one)."""
         url = normalize_base_url(url)
-        try:
-            return await self.register([url], name=name, meta=meta)
+        try:  # replace: also an old registration of another version with no replica up (an upgraded service)
+            return await self.register([url], name=name, meta=meta, replace_stale=replace)
         except RegistryError as err:
             if err.status != 409:
                 raise

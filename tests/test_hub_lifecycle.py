@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clients.hub_client import NoHealthyReplica, Placement, RegistryClient
+from clients.hub_client import NoHealthyReplica, Placement, RegistryClient, RegistryError
 from collector.collect import Collector
 from collector.config import JobConfig, Policy
 from services.app import create_app
@@ -96,6 +96,28 @@ def test_registration_from_a_restarted_service_replaces_its_old_entry(tmp_path: 
             new = r.json()
             assert new["created_at"] > old["created_at"] and new["status"] == "up" and new["failures"] == 0 and new["verified"]
             assert [(x["url"], x["status"]) for x in replicas_of(hub)] == [(counter_url, "up"), (service, "up")]
+
+
+class CounterV2(CounterEnv):
+    version = "0.2.0-test"
+
+
+async def test_an_upgraded_service_replaces_a_stale_registration_of_its_old_version(tmp_path: Path, counter_url: str) -> None:
+    with running_server(hub_app(tmp_path / "hub.db", failures_before_down=1)) as hub_url, \
+            running_server(create_app(CounterV2)) as upgraded:
+        async with RegistryClient(hub_url, token=TOKEN) as registry:
+            with running_server(create_app(CounterEnv)) as old:
+                await registry.register([old], meta={"k": 1})
+                # the old version is up: an upgraded service must not take the name over
+                with pytest.raises(RegistryError) as refused:
+                    await registry.join(upgraded, replace=True)
+                assert refused.value.status == 409 and "registered as counter 0.1.0" in refused.value.detail
+            await registry.check_now()  # the old version's only replica is down now
+            record = await registry.join(upgraded, replace=True)
+            assert record.version == "0.2.0-test" and [(r.url, r.status.value) for r in record.replicas] == [(upgraded, "up")]
+            # without replace (or for the same version) the name stays taken
+            with pytest.raises(RegistryError):
+                await registry.register([counter_url], name="counter", replace_stale=True)
 
 
 async def test_one_of_two_replicas_dead_at_collector_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -56,6 +56,8 @@ class RegisterEnv(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=MAX_REPLICAS_PER_REQUEST, description="base URLs of the replicas")
     name: str | None = Field(default=None, description="registry name (default: the name in /v1/info)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form labels (owner, machine, ...)")
+    replace_stale: bool = Field(default=False, description="if the name is taken by another env or version with no "
+                                                           "replica up (an upgrade), replace that registration")
 
     @field_validator("urls")
     @classmethod

@@ -3,8 +3,10 @@
 Routes (JSON; errors are `{"detail": ...}`):
   GET    /v1/envs                              list registered envs with their replicas (open)
   GET    /v1/envs/{name}                       one env (open); 404 unknown
-  POST   /v1/envs                 (token)      register {urls, name?, meta?}; reads each replica's
-                                               /v1/info: 201, 409 name taken, 422 bad URL/name or no
+  POST   /v1/envs                 (token)      register {urls, name?, meta?, replace_stale?}; reads each
+                                               replica's /v1/info: 201, 409 name taken (with replace_stale:
+                                               unless the registered env is another env or version with no
+                                               replica up — then it is replaced), 422 bad URL/name or no
                                                replica answered /v1/info with a valid document
   DELETE /v1/envs/{name}          (token)      unregister
   POST   /v1/envs/{name}/replicas (token)      add {url, replace?}: 201 (down if unreachable now), 409
@@ -166,7 +168,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         except ValueError as err:
             raise HTTPException(422, str(err)) from err
         checks = [(url, result) for url, (result, _) in zip(body.urls, probes)]
-        record = await _db(state.store.create_env, name, info.model_dump(mode="json"), body.meta, checks)
+        record = await _db(state.store.create_env, name, info.model_dump(mode="json"), body.meta, checks, body.replace_stale)
         log.info("registered env %s (%s %s) with %d replica(s)", name, info.name, info.version, len(checks))
         return record
 

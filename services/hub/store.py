@@ -109,8 +109,17 @@ class HubStore:
 
     # ----- writes -----------------------------------------------------------------------
     def create_env(self, name: str, info: dict[str, Any], meta: dict[str, Any],
-                   replicas: Sequence[tuple[str, CheckResult]]) -> EnvRecord:
+                   replicas: Sequence[tuple[str, CheckResult]], replace_stale: bool = False) -> EnvRecord:
+        """Register `name`; taken: a `Conflict` — unless `replace_stale` and the registered env is another
+        env or version with no replica up (what an upgraded service finds): then it is replaced."""
         with self._sessions() as db:
+            old = db.scalars(select(EnvRow).where(EnvRow.name == name)).one_or_none()
+            if old is not None and replace_stale:
+                same = (old.env_name, old.version) == (info["name"], info["version"])
+                if same or any(r.status == ReplicaStatus.up.value for r in old.replicas):
+                    raise Conflict(f"an env named {name!r} is already registered")
+                db.delete(old)
+                db.flush()
             row = EnvRow(name=name, env_name=info["name"], version=info["version"], description=info.get("description", ""),
                          info=info, meta=meta)
             now = utcnow()
