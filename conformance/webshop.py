@@ -99,8 +99,9 @@ def score_line(line: Mapping[str, Any], shop: WebShopData,
         bought_nouns = title_nouns.get(products[i].asin, bought_nouns)
         goal_nouns = title_nouns.get(products[g].asin, goal_nouns)
     chosen = {str(k): str(v) for k, v in (bought.get("options") or {}).items()}
+    grading = WebShopEnv.resolve_modes(shop.modes)["grading"]  # the default unless the data says otherwise
     r = get_reward(products[i], goal_product, goal, float(bought["price"]), chosen, bought_nouns, goal_nouns,
-                   grading=shop.modes["grading"])
+                   grading=grading)
     return {"reward": r.reward, **r.verbose()}
 
 

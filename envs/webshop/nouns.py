@@ -79,6 +79,7 @@ so some such than that the their theirs them then there these they this those th
 toward towards under underneath unless unlike until up upon us very via was we were what when where whether which while
 who whom whose why will with within without would yet you your yours
 zero two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand
+'s ’s
 """.split())
 _PREFIX = "\"'([{<*#$£€¥“‘«„"
 _SUFFIX = "\"')]}>,.;:!?”’»…"
