@@ -114,6 +114,9 @@ def check(lines: Iterable[dict], data_root: Path, *, title_nouns: Mapping[str, S
     """webshop_reward.jsonl. `title_nouns` (asin -> nouns) replaces the env's tagger where given, to tell
     disagreements that come from part-of-speech tags from the others."""
     shop = load_shop(data_root)
+    lines = list(lines)
+    asins = [str(x.get(side, {}).get("asin", "")).lower() for x in lines for side in ("goal", "purchased")]
+    shop.nouns.warm([shop.by_asin[a] for a in asins if a in shop.by_asin])  # one batch (large catalogs tag lazily)
     result = FileResult()
     for line in lines:
         expected = line["expected"]

@@ -88,7 +88,7 @@ def test_heuristic_fallback_gaps_are_all_tagger_gaps(reward_lines: list[dict[str
     """Without spaCy: the rewards still differ only where the heuristic's nouns do."""
     heuristic = load_data(DATA_ROOT / "webshop", tagger=HeuristicTagger())
     counts = classify(reward_lines, heuristic, reference_nouns)
-    agree_nouns = sum(list(n) == reference_nouns.get(p.asin) for p, n in zip(heuristic.products, heuristic.nouns))
+    agree_nouns = sum(list(heuristic.nouns[i]) == reference_nouns.get(p.asin) for i, p in enumerate(heuristic.products))
     print(f"\nheuristic tagger: rewards {counts['agree']}/{len(reward_lines)} agree, {counts['tagger']} tagger gaps; "
           f"title nouns {agree_nouns}/{len(heuristic.products)}")
     assert counts["other"] == 0

@@ -21,7 +21,7 @@ from envs.types import TaskSpec
 from envs.webshop import builtin
 from envs.webshop.catalog import Product, build_products
 from envs.webshop.goals import SHUFFLE_SEED, Goal, purchase_prices, shuffled_with_splits, synthetic_goals
-from envs.webshop.nouns import NounTagger, default_tagger
+from envs.webshop.nouns import NounTagger, TitleNouns, default_tagger
 from envs.webshop.search import SearchIndex
 
 
@@ -47,6 +47,9 @@ def read_files(data_dir: str | Path | DataDir) -> tuple[list[Any], dict[str, Any
     return records, ins
 
 
+EAGER_NOUNS = 20_000
+
+
 class WebShopData(EnvData):
     """Catalog, BM25 index, purchase prices, title nouns and goals; one instance per service."""
 
@@ -54,9 +57,11 @@ class WebShopData(EnvData):
         self.source = source
         self.products: tuple[Product, ...] = tuple(products)
         self.by_asin: dict[str, int] = {p.asin.lower(): i for i, p in enumerate(self.products)}
-        # The type reward's title nouns, tagged once here (spaCy is not shared across threads).
+        # The type reward's title nouns: tagged here for a catalog of WebShop's usual size, else on first use.
         self.tagger: NounTagger = tagger or default_tagger()
-        self.nouns: tuple[tuple[str, ...], ...] = tuple(self.tagger.nouns([p.title for p in self.products]))
+        self.nouns = TitleNouns([p.title for p in self.products], self.tagger)
+        if len(self.products) <= EAGER_NOUNS:
+            self.nouns.warm(range(len(self.products)))
         rng = random.Random(SHUFFLE_SEED)
         self.prices: tuple[float, ...] = tuple(purchase_prices(self.products, rng))
         ordered = shuffled_with_splits(synthetic_goals(self.products, self.prices, rng))

