@@ -466,3 +466,18 @@ def test_webshop_data_folder_layout_with_human_goal_file(tmp_path: Path) -> None
     (tmp_path / "items_human_ins.json").write_text("{}")
     products, instructions = find_files(tmp_path)
     assert (products.name, instructions.name) == ("items_shuffle_1000.json", "items_ins_v2_1000.json")
+
+
+def test_named_modes_default_to_webshop() -> None:
+    data = WebShopEnv.load_data(None, {"observation": "marked", "grading": "lenient"})
+    info = WebShopEnv.info(data)
+    assert info.mode_choices == {"grading": ["official", "lenient"], "observation": ["text", "marked"],
+                                 "parsing": ["strict", "lenient"]}
+    assert info.modes == {"grading": "lenient", "observation": "marked", "parsing": "strict"}
+    env = WebShopEnv(data)
+    obs = env.reset(task_id=data.task_ids()[0])
+    r = env.step("search[cable]")
+    assert "[Back to Search]" in r.observation and r.valid_actions[0] == "click[Back to Search]"
+    assert WebShopEnv.info(WebShopEnv.load_data(None)).modes == {"grading": "official", "observation": "text",
+                                                                 "parsing": "strict"}
+    assert obs.observation.startswith("WebShop [SEP] Instruction: [SEP] ")
