@@ -26,7 +26,7 @@ from fastapi import APIRouter, HTTPException
 from envs.actions import ActionParseError
 from envs.base import StepAfterEnd
 from envs.household.commands import NOTHING
-from services.agentgym.alfworld_games import GameIndex, find_mappings, task_type_of
+from services.agentgym.alfworld_games import GameIndex, find_mappings, mappings_folder, task_type_of
 from services.agentgym.instances import InstancePool
 from services.sessions import Session
 from wire.agentgym_api import (
@@ -80,11 +80,12 @@ def _finished(index: int) -> AlfWorldError:
 
 def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
     games: list[GameIndex] = []
+    folder = mappings_folder()  # read when the service is built; the files when the first game is opened
 
     def game_index() -> GameIndex:
         if not games:
             assert service.data is not None
-            games.append(GameIndex(find_mappings(service.data_dir), service.data.task_ids()))
+            games.append(GameIndex(find_mappings(folder, service.data_dir), service.data.task_ids()))
         return games[0]
 
     def live(index: int) -> tuple[Session, Instance]:

@@ -57,11 +57,15 @@ def read_mappings(folder: Path) -> dict[int, str]:
     return games
 
 
-def find_mappings(data_dir: Path | None) -> dict[int, str]:
-    """The mapping from the env var's folder, else from the data directory; {} when neither has one."""
-    candidates = [Path(p) for p in (os.environ.get(MAPPINGS_VAR, "").strip(),) if p]
-    if data_dir is not None:
-        candidates.append(Path(data_dir))
+def mappings_folder() -> Path | None:
+    """The folder named by ``TRAJGYM_AGENTGYM_ALFWORLD_MAPPINGS``, if set."""
+    value = os.environ.get(MAPPINGS_VAR, "").strip()
+    return Path(value) if value else None
+
+
+def find_mappings(folder: Path | None, data_dir: Path | None) -> dict[int, str]:
+    """The mapping from `folder`, else from the data directory; {} when neither has one."""
+    candidates = [p for p in (folder, data_dir) if p is not None]
     for folder in candidates:
         try:
             games = read_mappings(folder)

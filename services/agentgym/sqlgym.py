@@ -76,13 +76,14 @@ def run_sql(env: SqlEnv, sql: str) -> Outcome:
     if env.done and env.task is not None:
         env.reset(env.task.task_id)
     error: str | None = None
-    try:
-        executed = env.step({"name": "execute_sql", "arguments": {"sql": sql}})
-    except ActionParseError as err:
-        error = str(err)
-    else:
-        if executed.info.get("error"):
-            error = executed.observation.removeprefix("Error: ")
+    if sql.strip():  # SQLite runs an empty string as nothing at all: no rows, no error
+        try:
+            executed = env.step({"name": "execute_sql", "arguments": {"sql": sql}})
+        except ActionParseError as err:
+            error = str(err)
+        else:
+            if executed.info.get("error"):
+                error = executed.observation.removeprefix("Error: ")
     graded = env.step({"name": "commit", "arguments": {}})
     state = error if error is not None else str(list(env.last_rows or []))
     return Outcome(state=sqlgym_state(state), reward=float(graded.reward), info=dict(graded.info))

@@ -8,9 +8,10 @@ session_id}`` → ``[observation, null]``; ``/step`` → ``{state, reward, done,
 
 `session_id` N is WebShop's goal N — ``SimServer`` takes ``goals[session_id]`` after its
 ``random.seed(233); random.shuffle(goals)`` — which is trajgym's task ``webshop-N``; no
-`session_id` means a random goal, as in WebShop. As WebShop's text env does, an empty or
-unparseable action, and any action after the purchase, leave the page as it is (reward 0,
-done false), and there is no turn limit: the client's `max_rounds` ends an episode.
+`session_id` means a random goal, as in WebShop. As WebShop's text env does, an action it
+cannot take — empty, unparseable, or not possible on the page (trajgym's refusals, whose
+message is dropped here) — and any action after the purchase leave the page as it is
+(reward 0, done false), and there is no turn limit: the client's `max_rounds` ends an episode.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         try:
             result = await service.step(session, body.action)
         except (ActionParseError, StepAfterEnd):
+            return WebShopStepResult(state=_page(env), reward=0.0, done=False)
+        if result.info.get("invalid_action"):  # WebShop does nothing: the page stays as it is
             return WebShopStepResult(state=_page(env), reward=0.0, done=False)
         return WebShopStepResult(state=result.observation, reward=result.reward, done=result.done)
 
