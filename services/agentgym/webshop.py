@@ -59,12 +59,13 @@ def _page(env: WebShopEnv) -> str:
 def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
     goals: dict[int, str] = {}
 
-    def goal_task(index: int | None) -> str:
+    def goal_task(index: int | None) -> str | None:
+        """Task id of WebShop goal `index`; None: a random goal, as WebShop (None if it has none)."""
         assert service.data is not None
         if not goals:
             goals.update({int(m[1]): t for t in service.data.task_ids() if (m := GOAL_ID.match(t))})
         if index is None:
-            return random.choice(list(goals.values()))
+            return random.choice(list(goals.values())) if goals else None
         task_id = goals.get(index)
         if task_id is None:
             span = f"0–{max(goals)}" if goals else "none"
