@@ -34,6 +34,7 @@ PEERS = SHARED / "peers" / "agentgym"
 MAPPINGS = PEERS / "servers" / "alfworld"
 WEBSHOP_DATA = SHARED / "data" / "webshop"
 ALFWORLD_DATA = SHARED / "data" / "alfworld"
+SQL_DATA = SHARED / "data" / "sql"
 WEBSHOP_VECTORS = SHARED / "conformance" / "webshop_reward.jsonl"
 
 if not (PEERS / "agentenv").is_dir():
@@ -331,6 +332,28 @@ def test_sqlgym_failure_paths(sql_url: str) -> None:
     with pytest.raises(AssertionError):
         client.reset(5)
     assert httpx.get(sql_url + "/").json() == "ok"
+
+
+@pytest.mark.skipif(not SQL_DATA.is_dir(), reason="needs ../shared/data/sql")
+def test_sqlgym_on_real_data_grades_with_the_sql_env() -> None:
+    """Spider questions and DB-bench data changes through SqlGym's one step: the gold SQL scores 1, a wrong one 0."""
+    with running_server(create_app(load_class("sql"), data_dir=SQL_DATA)) as url:
+        tasks = _tasks(url)
+        client = SqlGymEnvClient(env_server_base=url, data_len=len(tasks), timeout=60)
+        picked: dict[tuple[str, str], int] = {}
+        for k, task in enumerate(tasks):
+            kind = (task["meta"]["source"], task["meta"]["kind"])
+            if kind == ("dbbench", "query") or picked.get(kind, 0) >= 6:
+                continue  # DB-bench questions have no gold SQL to send (their expert submits the label)
+            picked[kind] = picked.get(kind, 0) + 1
+            observation, _ = client.reset(SQL_BASE + k)
+            assert observation.endswith("\n\n" + task["instruction"])
+            reply = sql_reply(ExpertAgent(url, sql_reply).start(task["task_id"]).next_action())
+            right = client.step(reply)
+            assert (right.reward, right.done) == (1.0, True), task
+            wrong = client.step("Action: ```sql\nSELECT 1 WHERE 0\n```")  # again, from a fresh copy of the database
+            assert (wrong.reward, wrong.done) == (0.0, True), task
+        assert picked == {("spider", "query"): 6, ("dbbench", "mutation"): 6}
 
 
 # ----- SearchQA -----------------------------------------------------------------------------

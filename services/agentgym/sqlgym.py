@@ -7,7 +7,8 @@ info}``; ``/observation`` (a string); ``/list_envs``; ``GET /`` → ``"ok"``; pl
 SqlGym is one step: the action is bare SQL (AgentGym's client strips the ```sql fence); it is
 executed and the episode ends, reward 1.0 when the result matches the gold. Here that step
 is the SQL env's own actions — ``execute_sql`` then ``commit``, which grades the last
-query's result (or, for a data-change task, the tables) with the env's grader. The state is
+query's result (or, for a data-change task, the tables) with the env's grader
+(`envs.sql.grading`, in the env's ``grading`` mode) where sqlgym compares result sets. The state is
 the result rows as Python prints them, or the database's error, cut to 100 characters + "..."
 as SqlGym does. A step after the end runs the same way again on a fresh copy of the task's
 database (SqlGym executes and grades every step). `info` carries the grade, not the gold.
