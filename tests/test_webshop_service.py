@@ -51,11 +51,13 @@ async def test_tool_calls_and_bad_actions_over_http(url: str, data: WebShopData)
     async with AsyncEnvClient(url) as client:
         sid = (await client.create(task_id=data.task_ids()[0])).session_id
         r = await client.step(sid, {"name": "search", "arguments": {"keywords": ""}})
-        assert "search needs keywords" in r.observation and r.reward == 0 and not r.done
+        # WebShop answers an invalid action with the unchanged page; the reason is in info
+        assert r.observation.startswith("WebShop [SEP] Instruction:") and r.reward == 0 and not r.done
+        assert r.info["invalid_action"] is True and "search needs keywords" in r.info["reason"]
         r = await client.step(sid, {"name": "search", "arguments": {"keywords": "green tea"}})
         assert "Total results" in r.observation
         r = await client.step(sid, {"name": "click", "arguments": {"item": "B000NOTHERE"}})
-        assert "not clickable" in r.observation and r.info.get("invalid_action") is True
+        assert "not clickable" in r.info["reason"] and r.info.get("invalid_action") is True
         with pytest.raises(InvalidAction):
             await client.step(sid, {"name": "click", "arguments": {}})
         with pytest.raises(InvalidAction):

@@ -40,7 +40,7 @@ _COMPARE = {
 
 
 def evaluate(text: str) -> Any:
-    """The value ``eval(text)`` gives, for the expressions listed in the module docstring."""
+    """The value Python's built-in evaluation of `text` gives, for the expressions listed in the module docstring."""
     if len(text) > MAX_TEXT:
         raise LiteralError("answer too long to evaluate")
     try:
