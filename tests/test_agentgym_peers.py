@@ -215,7 +215,7 @@ def test_webshop_session_id_is_webshops_goal(webshop_url: str) -> None:
         for line in fh:
             v = json.loads(line)
             goals.setdefault(v["shuffled_index"], v["goal"]["instruction_text"])
-    sample = sorted(goals)[:: max(1, len(goals) // 40)]
+    sample = sorted(goals)[::4]  # a quarter of the goals the vectors name (all 3,967 agree: ~11 s here)
     index = httpx.post(webshop_url + "/create").json()
     with httpx.Client(base_url=webshop_url, timeout=30) as http:
         for n in sample:
