@@ -73,10 +73,13 @@ def test_agentgym_create_returns_int(url: str) -> None:
     with httpx.Client(base_url=url) as http:
         index = http.post("/create").json()
         assert isinstance(index, int)
-        reset = http.post("/reset", json={"env_idx": index, "session_id": 0}).json()
-        assert reset["available_actions"] == ["search[<keywords>]"]
+        # WebShop's shapes: /reset → [observation, null], /step → {state, reward, done, info}
+        observation, none = http.post("/reset", json={"env_idx": index, "session_id": 0}).json()
+        assert observation.startswith("WebShop [SEP]") and none is None
+        actions = http.get("/available_actions", params={"env_idx": index}).json()
+        assert actions == {"has_search_bar": True, "clickables": ["search"]}
         step = http.post("/step", json={"env_idx": index, "action": "search[usb c cable]"}).json()
-        assert "Total results" in step["observation"] and step["reward"] == 0
+        assert "Total results" in step["state"] and step["reward"] == 0 and step["done"] is False
         assert http.post("/close", json={"env_idx": index}).status_code == 200
 
 
