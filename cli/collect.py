@@ -27,7 +27,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    """One `error:` line on stderr (never wrapped), exit 2: what every command does (cli/errors.py)."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
     return typer.Exit(code)
 
 
@@ -120,7 +121,7 @@ def collect(
         from collector.model_client import ModelError
 
         if isinstance(err, (EnvClientError, ModelError)):
-            raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
+            raise _fail(console, f"{type(err).__name__}: {err}") from err
         from sqlalchemy.exc import SQLAlchemyError
 
         from store.connect import safe_url
@@ -128,7 +129,7 @@ def collect(
         if isinstance(err, SQLAlchemyError):  # disk full, read-only file, database down: name the store and the cause
             cause = getattr(err, "orig", None) or err
             raise _fail(console, f"store {safe_url(cfg.store)} failed: {type(cause).__name__}: {str(cause).splitlines()[0]} "
-                                 f"(finished episodes are committed; fix the store and rerun with --resume)", 4) from err
+                                 f"(finished episodes are committed; fix the store and rerun with --resume)") from err
         raise
     console.print(summary_table(summary))  # type: ignore[arg-type]
     env_errors = summary.counts.get("env_error", 0)  # type: ignore[attr-defined]
@@ -287,7 +288,7 @@ def _eval_suite(console: Console, ref: str, *, store: str, as_json: bool, report
         from collector.model_client import ModelError
 
         if isinstance(err, (EnvClientError, ModelError, JobError)):
-            raise _fail(console, f"{type(err).__name__}: {err}", 3) from err
+            raise _fail(console, f"{type(err).__name__}: {err}") from err
         raise
     path = report or Path(f"{job.run_name}.report.json")
     path.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")

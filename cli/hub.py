@@ -19,21 +19,27 @@ def hub(
     health_interval: Annotated[float, typer.Option(min=0.05, help="seconds between replica health checks")] = 5.0,
     health_timeout: Annotated[float, typer.Option(min=0.05, help="timeout of one replica probe (s)")] = 3.0,
     failures_before_down: Annotated[int, typer.Option(min=1, help="consecutive failed checks before a replica is down")] = 2,
+    remove_after: Annotated[float, typer.Option(min=0, help="seconds a replica may stay down (not seen up) before it is "
+                                                            "removed; 0 keeps it until it deregisters")] = 60.0,
     log_level: Annotated[str, typer.Option(help="log level")] = "warning",
 ) -> None:
-    """Run the hub: env registry with replicas and health checks (reads open, writes need the token)."""
-    import uvicorn
+    """Run the hub: env registry with replicas and health checks (reads open, writes need the token).
 
+    Stops gracefully on SIGINT, SIGTERM and SIGHUP alike."""
     from services.dashboard import create_dashboard_router
     from services.hub.app import HubSettings, create_hub_app
+    from services.ports import bind_port
+    from services.runner import run_server
 
     if not token:
         typer.echo("error: the hub needs a token: --token TOKEN or TRAJGYM_HUB_TOKEN", err=True)
         raise typer.Exit(2)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
-    settings = HubSettings(health_interval=health_interval, health_timeout=health_timeout, failures_before_down=failures_before_down)
+    settings = HubSettings(health_interval=health_interval, health_timeout=health_timeout, failures_before_down=failures_before_down,
+                           remove_after=remove_after or None)
+    bind_port(host, port).close()  # a taken port fails here, before the store is opened
     app = create_hub_app(store, token, settings=settings, extra_routers=[create_dashboard_router(store)])
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
+    run_server(app, host, port, log_level=log_level, access_log=False, proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:

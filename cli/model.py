@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from cli.errors import fail, summary_line
+
 model_app = typer.Typer(no_args_is_help=True, help="A local OpenAI-compatible model server (vLLM).")
 
 
@@ -19,9 +21,8 @@ def setup_cmd(force: Annotated[bool, typer.Option("--force", help="rebuild the v
 
     try:
         folder = setup(force=force)
-    except SetupError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
+    except SetupError as err:  # a headline naming the log, then the log's tail
+        fail(summary_line(str(err)) or "vLLM failed")
     typer.echo(f"model ready: {folder}")
 
 
@@ -34,7 +35,7 @@ def serve_cmd(
     gpu: Annotated[bool, typer.Option("--gpu", help="regular vLLM on a GPU: no CPU-only flags")] = False,
     served_name: Annotated[Optional[str], typer.Option(help="model name the server answers to")] = None,
 ) -> None:
-    """Start vLLM's OpenAI-compatible server, wait for health, print the URL; Ctrl-C stops it."""
+    """Start vLLM's OpenAI-compatible server, wait for health, print the URL; Ctrl-C, SIGTERM or SIGHUP stops it."""
     from services.model.server import SERVED_NAME, ModelServer, SetupError, is_ready, setup
 
     if model is None and python is None and not is_ready():
@@ -42,7 +43,8 @@ def serve_cmd(
         setup()
     server = ModelServer(model=model, port=port, host=host, python=python, gpu=gpu, served_name=served_name or SERVED_NAME)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: stop vLLM, then exit
+        signal.signal(sig, lambda *_: stop.set())
     try:
         server.start()
         typer.echo(f"starting vLLM (log: {server.log_file})...")
@@ -50,12 +52,11 @@ def serve_cmd(
         typer.echo(f"model server ready: {server.url}/v1 (model {server.served_name})")
         while not stop.wait(1.0):
             if server.proc is not None and server.proc.poll() is not None:
-                raise SetupError(f"vLLM exited with {server.proc.returncode}\n{server.log_tail()}")
+                raise SetupError(f"vLLM exited with {server.proc.returncode}; log: {server.log_file}")
     except KeyboardInterrupt:
         pass
-    except SetupError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
+    except SetupError as err:  # a headline naming the log, then the log's tail
+        fail(summary_line(str(err)) or "vLLM failed")
     finally:
         server.stop()
 

@@ -7,20 +7,22 @@
    for the vLLM CPU server with SmolLM2-135M);
 3. stores them in SQLite, prints the AgentEval table, exports a training set
    (OpenAI/TRL `messages` JSONL of successful episodes);
-4. leaves the dashboard running and prints its URL; Ctrl-C stops every process.
+4. leaves the dashboard running and prints its URL.
+
+Ctrl-C, SIGTERM and SIGHUP alike stop everything in dependency order: the collector (its
+in-flight episodes are released), the env services (they leave the hub), then the hub;
+a SIGKILLed quickstart leaves nothing either (`cli/supervisor.py`). Run again in the same
+folder, it adds new runs to the same store: the hub re-validates the replicas it knew.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -30,7 +32,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.ports import free_port
+from cli.errors import CommandError, fail
+from cli.supervisor import Interrupted, Services, StopSignals
+from services.ports import free_port, port_is_free
 
 if TYPE_CHECKING:
     from collector.collect import Collector
@@ -38,58 +42,32 @@ if TYPE_CHECKING:
 ENVS = ("webshop", "household", "sql", "qa")
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(CommandError):
     pass
 
 
-@dataclass
-class Services:
-    """Child processes (hub + env services) with their logs; stopped together."""
-
-    workdir: Path
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        logs = self.workdir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        self.procs.append((name, proc))
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise QuickstartError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_for_envs(services: Services, hub_url: str, names: tuple[str, ...], timeout: float = 120.0) -> None:
+def wait_for_envs(services: Services, hub_url: str, urls: dict[str, str], timeout: float = 120.0) -> None:
+    """Until the hub lists each env with the replica this quickstart started (by URL) up."""
     deadline = time.monotonic() + timeout
     while True:
         services.check_alive()
         try:
             listed = httpx.get(f"{hub_url}/v1/envs", timeout=5).json()
-            up = {e["name"] for e in listed.get("envs", listed) if any(r.get("status") == "up" for r in e.get("replicas", []))}
-            if set(names) <= up:
+            up = {(e["name"], r["url"]) for e in listed["envs"] for r in e["replicas"] if r.get("status") == "up"}
+            if set(urls.items()) <= up:
                 return
-        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
             pass
         if time.monotonic() > deadline:
             raise QuickstartError(f"env services did not register with the hub within {timeout:.0f} s "
                                   f"(logs in {services.workdir / 'logs'})")
         time.sleep(0.2)
+
+
+def port_taken(port: int) -> QuickstartError:
+    return QuickstartError(f"port {port} (the hub and its dashboard) is already in use: is another `make run` / "
+                           f"`trajgym quickstart` still running? Stop it (Ctrl-C in its terminal), or use another port: "
+                           f"TRAJGYM_HUB_PORT={port + 1} make run (or --hub-port {port + 1})")
 
 
 def scores_table(store_url: str, run_names: list[str]) -> Table:
@@ -118,24 +96,47 @@ def scores_table(store_url: str, run_names: list[str]) -> Table:
     return table
 
 
-async def _collect_with_progress(collector: "Collector", name: str, console: Console) -> None:
+async def _collect_with_progress(collector: "Collector", name: str, console: Console, signals: StopSignals) -> None:
+    """One env's collection under a live progress bar; a stop signal asks the collector to stop."""
     from collector.display import make_progress, progress_line
 
-    task = asyncio.create_task(collector.run())
-    with make_progress(console) as progress:
-        bar = progress.add_task(f"collect {name}", total=None, line="")
-        while not task.done():
+    loop = asyncio.get_running_loop()
+    def ask_to_stop() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the collection is over anyway
+            loop.call_soon_threadsafe(collector.request_stop)
+
+    with signals.redirected(ask_to_stop):
+        task = asyncio.create_task(collector.run())
+        with make_progress(console) as progress:
+            bar = progress.add_task(f"collect {name}", total=None, line="")
+            while not task.done():
+                s = collector.stats
+                progress.update(bar, total=s.total or None, completed=s.already_done + s.done, line=progress_line(s))
+                await asyncio.wait({task}, timeout=0.25)
             s = collector.stats
-            progress.update(bar, total=s.total or None, completed=s.already_done + s.done, line=progress_line(s))
-            await asyncio.wait({task}, timeout=0.25)
-        s = collector.stats
-        progress.update(bar, total=s.total or 1, completed=s.already_done + s.done, line=progress_line(s))
-    await task
+            progress.update(bar, total=s.total or 1, completed=s.already_done + s.done, line=progress_line(s))
+        await task
+
+
+class _StoppingOnExit:
+    """Marks the stop as begun before the ExitStack unwinds (a signal then hurries it instead of raising)."""
+
+    def __init__(self, signals: StopSignals) -> None:
+        self.signals = signals
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.signals.stopping = True
 
 
 def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = False, limit: int | None = None,
                concurrency: int = 16, wait: bool = True, hub_port: int = 8700, console: Console | None = None) -> dict[str, object]:
-    """Run the pipeline; returns what it produced (store URL, run names, export path, dashboard URL)."""
+    """Run the pipeline; returns what it produced (store URL, run names, export path, dashboard URL).
+
+    A stop signal raises `Interrupted` once everything is stopped, except while waiting on the
+    dashboard (the normal way to end: it returns)."""
     from collector.collect import Collector
     from collector.config import JobConfig, Policy, PromptFormat, Sampling
     from collector.export.filters import Curation
@@ -143,12 +144,15 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
     from store import Store
 
     console = console or Console(width=None if sys.stdout.isatty() else 120)
+    if not port_is_free("127.0.0.1", hub_port):
+        raise port_taken(hub_port)
     workdir.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite:///{(workdir / 'trajgym.db').resolve()}"
     token = secrets.token_hex(16)
     services = Services(workdir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    with ExitStack() as stack:
+    with StopSignals(on_force=services.kill) as signals, ExitStack() as stack, _StoppingOnExit(signals):
+        services.signals = signals
         stack.callback(services.stop)
         if local_model:
             from services.model.server import ModelServer, setup
@@ -163,10 +167,13 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
             model = server.url
         hub_url = f"http://127.0.0.1:{hub_port}"
         with console.status("[bold]starting the hub and 4 env services"):
-            services.start("hub", "hub", "--port", str(hub_port), "--store", store_url, "--token", token)
+            services.start("hub", "hub", "--port", str(hub_port), "--store", store_url, "--token", token, tier=0)
+            urls: dict[str, str] = {}
             for name in ENVS:
-                services.start(name, "serve", name, "--port", str(free_port()), "--register", hub_url, "--hub-token", token)
-            wait_for_envs(services, hub_url, ENVS)
+                port = free_port()
+                urls[name] = f"http://127.0.0.1:{port}"
+                services.start(name, "serve", name, "--port", str(port), "--register", hub_url, "--hub-token", token, tier=1)
+            wait_for_envs(services, hub_url, urls)
         console.print(f"[green]✓[/green] hub {hub_url} with {', '.join(ENVS)} registered")
 
         policy = Policy.model if model else Policy.expert
@@ -177,7 +184,8 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
                             prompt_format=PromptFormat.react, constrain_actions=bool(model), split="test",
                             limit=limit if limit is not None else (8 if model else None), concurrency=concurrency,
                             max_turns=8 if model else None, sampling=Sampling(max_tokens=128))
-            asyncio.run(_collect_with_progress(Collector(job), name, console))
+            asyncio.run(_collect_with_progress(Collector(job), name, console, signals))
+            signals.raise_if_received()
             run_names.append(run)
             services.check_alive()
 
@@ -201,7 +209,7 @@ def quickstart(workdir: Path, *, model: str | None = None, local_model: bool = F
                 while True:
                     services.check_alive()
                     time.sleep(1)
-            except KeyboardInterrupt:
+            except Interrupted:
                 console.print("stopping...")
         return result
 
@@ -215,16 +223,17 @@ def quickstart_command(
     hub_port: Annotated[int, typer.Option(help="port of the hub and its dashboard", envvar="TRAJGYM_HUB_PORT")] = 8700,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="stop everything once the export is written")] = False,
 ) -> None:
-    """Run the whole pipeline on built-in data: env services + hub, collect, score, export, dashboard."""
+    """Run the whole pipeline on built-in data: env services + hub, collect, score, export, dashboard.
+
+    Ctrl-C, SIGTERM or SIGHUP stops every process it started (the collector, the env services, then the hub)."""
     if model and local_model:
-        typer.echo("error: give --model URL or --local-model, not both", err=True)
-        raise typer.Exit(2)
+        fail("give --model URL or --local-model, not both")
     try:
         quickstart(workdir, model=model, local_model=local_model, limit=limit, concurrency=concurrency,
                    wait=not no_wait, hub_port=hub_port)
-    except QuickstartError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
+    except Interrupted as stop:
+        typer.echo(f"stopped by {stop}: every process it started is stopped", err=True)
+        raise typer.Exit(stop.exit_code) from None
 
 
 def register(app: typer.Typer) -> None:

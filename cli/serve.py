@@ -38,14 +38,16 @@ def serve(
                                                       "(default: http://HOST:PORT, the hostname if HOST is 0.0.0.0)")] = None,
     hub_token: Annotated[str | None, typer.Option("--hub-token", envvar="TRAJGYM_HUB_TOKEN", show_default=False,
                                                      help="the hub's bearer token (or TRAJGYM_HUB_TOKEN)")] = None,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.05, help="with --register: seconds between checks that the "
+                                                 "hub still lists this service (it joins again if not)")] = 10.0,
     mode: Annotated[Optional[list[str]], typer.Option("--mode", metavar="AXIS=VALUE",
                                             help="a named variant of the env (repeatable); defaults are the published benchmark's")] = None,
     grading: Annotated[str | None, typer.Option("--grading", help="shorthand for --mode grading=VALUE")] = None,
     observation: Annotated[str | None, typer.Option("--observation", help="shorthand for --mode observation=VALUE")] = None,
 ) -> None:
-    """Serve one environment over HTTP (v1 API + AgentGym-compatible surface)."""
-    from envs.base import DataDirError, ModeError
-    from envs.registry import UnknownEnv
+    """Serve one environment over HTTP (v1 API + AgentGym-compatible surface).
+
+    Stops gracefully on SIGINT, SIGTERM and SIGHUP alike (leaving the hub first with --register)."""
     from services.app import ServiceSettings
     from services.runner import serve_env
 
@@ -60,11 +62,8 @@ def serve(
             except ValueError as err:
                 fail(f"{flag}: {err}")
     modes = _parse_modes(mode or [], grading, observation)
-    try:
-        serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
-                  register=register, public_url=public_url, hub_token=hub_token, modes=modes)
-    except (UnknownEnv, DataDirError, ModeError) as err:
-        fail(str(err))
+    serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
+              register=register, public_url=public_url, hub_token=hub_token, modes=modes, heartbeat=heartbeat)
 
 
 def register(app: typer.Typer) -> None:

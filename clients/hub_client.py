@@ -2,22 +2,31 @@
 
 `RegistryClient(hub_url, token=None)` — aiohttp client of the hub API (`trajgym hub`):
     await list_envs() -> list[EnvRecord]           await get_env(name) -> EnvRecord
-    await register(urls, name=None, meta=None) -> EnvRecord      (token)
+    await register(urls, name=None, meta=None, replace_stale=False) -> EnvRecord   (token)
     await unregister(name) -> None                                 (token)
-    await add_replica(name, url) -> Replica                        (token)
+    await add_replica(name, url, replace=False) -> Replica         (token; replace: an entry of the same
+                                                                   URL is replaced, not a 409)
     await remove_replica(name, replica_id) -> None                 (token)
     await remove_replica_url(name, url) -> bool                    (token; False if absent)
-    await join(url, name=None) -> EnvRecord    register, or add `url` as a replica if the env exists
-                                               (idempotent; what `trajgym serve --register` does)
+    await join(url, name=None, replace=False) -> EnvRecord
+                                               register, or add `url` as a replica if the env exists
+                                               (idempotent; what `trajgym serve --register` does, with
+                                               replace=True: a restarted service replaces its old entry,
+                                               an upgraded one a registration of its old version that
+                                               has no replica up)
     await check_now() -> list[EnvRecord]       run a health-check round on the hub (token)
     await healthy_replicas(name) -> list[Replica]
   `EnvRecord` / `Replica` are the pydantic models of `wire.hub_api` (`record.info` is the
   env's /v1/info as a dict; `EnvInfo.model_validate(record.info)` types it).
 
-`Placement(registry, name, *, refresh=2.0, probe_ttl=1.0, cooldown=10.0, env_timeout=60.0,
+`Placement(registry, name, *, refresh=2.0, probe_ttl=1.0, cooldown=10.0, wait=30.0, env_timeout=60.0,
            max_connections=512)` — places episodes of env `name` on its replicas:
     lease = await placement.acquire(exclude=())   least-loaded healthy replica; the lease is sticky:
-                                                  run create/step/close of ONE episode on lease.client
+                                                  run create/step/close of ONE episode on lease.client.
+                                                  A replica that does not answer its probe is a placement
+                                                  miss: another one is taken; with none left, acquire
+                                                  asks the hub again until `wait` s have passed, then
+                                                  raises NoHealthyReplica
     lease.client -> AsyncEnvClient                bound to lease.url for the whole episode
     lease.release(failed=False)                   end of episode; failed=True puts the replica in a
                                                   local cool-down (skipped for `cooldown` s)
@@ -144,15 +153,19 @@ class RegistryClient:
         return (await self.get_env(name)).healthy_replicas
 
     # ----- writes (token) ---------------------------------------------------------------
-    async def register(self, urls: list[str], name: str | None = None, meta: dict[str, Any] | None = None) -> EnvRecord:
-        body = {"urls": urls, "name": name, "meta": meta or {}}
+    async def register(self, urls: list[str], name: str | None = None, meta: dict[str, Any] | None = None,
+                       replace_stale: bool = False) -> EnvRecord:
+        body: dict[str, Any] = {"urls": urls, "name": name, "meta": meta or {}}
+        if replace_stale:
+            body["replace_stale"] = True
         return EnvRecord.model_validate(await self.request("POST", "/v1/envs", json=body, auth=True))
 
     async def unregister(self, name: str) -> None:
         await self.request("DELETE", f"/v1/envs/{name}", auth=True)
 
-    async def add_replica(self, name: str, url: str) -> Replica:
-        return Replica.model_validate(await self.request("POST", f"/v1/envs/{name}/replicas", json={"url": url}, auth=True))
+    async def add_replica(self, name: str, url: str, replace: bool = False) -> Replica:
+        body: dict[str, Any] = {"url": url, "replace": True} if replace else {"url": url}
+        return Replica.model_validate(await self.request("POST", f"/v1/envs/{name}/replicas", json=body, auth=True))
 
     async def remove_replica(self, name: str, replica_id: int) -> None:
         await self.request("DELETE", f"/v1/envs/{name}/replicas/{replica_id}", auth=True)
@@ -166,11 +179,13 @@ class RegistryClient:
                 return True
         return False
 
-    async def join(self, url: str, name: str | None = None, meta: dict[str, Any] | None = None) -> EnvRecord:
-        """Register the env served at `url`, or add `url` as a replica of the already registered env (idempotent)."""
+    async def join(self, url: str, name: str | None = None, meta: dict[str, Any] | None = None,
+                   replace: bool = False) -> EnvRecord:
+        """Register the env served at `url`, or add `url` as a replica of the already registered env (idempotent;
+        with `replace` an entry of the same URL is replaced by a fresh one)."""
         url = normalize_base_url(url)
-        try:
-            return await self.register([url], name=name, meta=meta)
+        try:  # replace: also an old registration of another version with no replica up (an upgraded service)
+            return await self.register([url], name=name, meta=meta, replace_stale=replace)
         except RegistryError as err:
             if err.status != 409:
                 raise
@@ -178,7 +193,7 @@ class RegistryClient:
             async with AsyncEnvClient(url, timeout=self.timeout.total or 10.0) as env:
                 name = (await env.info()).name
         try:
-            await self.add_replica(name, url)
+            await self.add_replica(name, url, replace=replace)
         except RegistryError as err:
             record = await self.get_env(name)
             if err.status != 409 or all(r.url != url for r in record.replicas):
@@ -225,12 +240,16 @@ class Lease:
 
 class Placement:
     def __init__(self, registry: RegistryClient, name: str, *, refresh: float = 2.0, probe_ttl: float = 1.0,
-                 cooldown: float = 10.0, env_timeout: float = 60.0, max_connections: int = 512) -> None:
+                 cooldown: float = 10.0, wait: float = 30.0, probe_timeout: float = 5.0, env_timeout: float = 60.0,
+                 max_connections: int = 512) -> None:
         self.registry = registry
         self.name = name
         self.refresh = refresh
         self.probe_ttl = probe_ttl
         self.cooldown = cooldown
+        self.wait = wait  # how long acquire() keeps asking the hub for a healthy replica when it has none
+        self.poll = min(0.5, refresh)  # while waiting: one hub request per `poll` s, shared by all waiters
+        self.probe_timeout = probe_timeout
         self._client_kwargs = {"timeout": env_timeout, "max_connections": max_connections}
         self._replicas: dict[str, _ReplicaLoad] = {}
         self._healthy: list[str] = []
@@ -272,10 +291,14 @@ class Placement:
     async def _probe(self, replica: _ReplicaLoad) -> None:
         held = replica.held
         try:
-            health = await replica.client.health()
-        except EnvClientError as err:
-            log.warning("replica %s of %s did not answer /healthz: %s", replica.url, self.name, err)
+            health = await asyncio.wait_for(replica.client.health(), self.probe_timeout)
+        except (EnvClientError, TimeoutError) as err:
+            # A placement miss, not a failure: the replica cools down and another one is used; it is
+            # probed again (awaited) before it is handed out after the cool-down.
+            log.info("replica %s of %s did not answer /healthz (placement miss): %s", replica.url, self.name,
+                     err or type(err).__name__)
             replica.cool_until = time.monotonic() + self.cooldown
+            replica.probed_at = float("-inf")
             return
         replica.probed_sessions = int(health.get("sessions", 0))
         replica.max_sessions = health.get("max_sessions")
@@ -328,12 +351,36 @@ class Placement:
                 self._background(self._probe_in_background(replica))
         return pool
 
+    async def _relist(self) -> None:
+        """A fresh replica list from the hub while waiting for a healthy one (shared by concurrent waiters)."""
+        async with self._lock:
+            if time.monotonic() - self._listed_at < self.poll:
+                return
+            try:
+                await self._refresh_list()
+            except EnvClientError as err:  # the hub away, or the env unregistered meanwhile: keep waiting
+                log.info("could not list the replicas of %s: %s", self.name, err)
+                self._listed_at = time.monotonic()
+
     async def acquire(self, exclude: Collection[str] = ()) -> Lease:
-        """Lease the least-loaded healthy replica (not in `exclude`) for one episode."""
-        pool = await self._candidates(exclude)
-        if not pool:
-            raise NoHealthyReplica(f"env {self.name!r} has no healthy replica"
-                                   + (f" outside {sorted(exclude)}" if exclude else ""))
+        """Lease the least-loaded healthy replica (not in `exclude`) for one episode.
+
+        With none available now (every replica down, cooling down after a miss, or excluded), ask the
+        hub again every `poll` s until `wait` s have passed; then raise `NoHealthyReplica`."""
+        deadline: float | None = None
+        while True:
+            pool = await self._candidates(exclude)
+            if pool:
+                break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.wait
+            if now >= deadline:
+                raise NoHealthyReplica(f"env {self.name!r} has no healthy replica"
+                                       + (f" outside {sorted(exclude)}" if exclude else "")
+                                       + (f" (the hub listed none that answered within {self.wait:.0f} s)" if self.wait else ""))
+            await asyncio.sleep(min(self.poll, deadline - now))
+            await self._relist()
         turn = next(self._turn)
         order = {r.url: (i - turn) % len(pool) for i, r in enumerate(pool)}
         best = min(pool, key=lambda r: (*r.load(), order[r.url]))
@@ -344,6 +391,7 @@ class Placement:
         replica.held -= 1
         if failed:
             replica.cool_until = time.monotonic() + self.cooldown
+            replica.probed_at = float("-inf")  # probed again before it is handed out after the cool-down
 
     @contextlib.asynccontextmanager
     async def lease(self, exclude: Collection[str] = ()) -> AsyncIterator[Lease]:

@@ -61,8 +61,10 @@ class EnvLink:
 class PlacedEnvLink(EnvLink):
     """An env resolved by name through the hub: each episode runs on the least-loaded healthy
     replica and stays there (sticky: create, steps, expert and close of one session go to the
-    replica that created it). A replica that dies surfaces as `EnvUnavailable`; the lease is
-    released as failed (the replica cools down) and the episode's retry is placed elsewhere."""
+    replica that created it). A replica that does not answer is a placement miss: another one is
+    used, and `NoHealthyReplica` comes only when none answers after the placement's wait for the hub.
+    A replica that dies mid-episode surfaces as `EnvUnavailable`; the lease is released as failed
+    (the replica cools down) and the episode's retry is placed elsewhere."""
 
     def __init__(self, hub_url: str, name: str, *, concurrency: int, timeout: float, token: str | None = None) -> None:
         from clients.hub_client import Placement, RegistryClient
@@ -81,8 +83,17 @@ class PlacedEnvLink(EnvLink):
         return await self.placement.info()
 
     async def task_list(self, split: str | None) -> list[tuple[str, str]]:
-        self.client = await self.placement.reader()
-        return await super().task_list(split)
+        """The task list from some healthy replica; a replica that dies meanwhile is a placement miss
+        (it cools down, another is asked). `NoHealthyReplica` once the placement's wait for the hub is over."""
+        while True:
+            lease = await self.placement.acquire()
+            self.client = lease.client
+            try:
+                return await super().task_list(split)
+            except EnvUnavailable:
+                lease.release(failed=True)
+            finally:
+                lease.release()
 
     async def _on_lease(self, session_id: str, call: Any) -> Any:
         lease = self._leases[session_id]

@@ -1,12 +1,22 @@
-"""Run one env service under uvicorn (what `trajgym serve` calls), optionally self-registered with a hub."""
+"""Run a service under uvicorn: `serve_env` (what `trajgym serve` calls, optionally self-registered with a
+hub) and `run_server` (the one launcher of every trajgym server: the env services and the hub).
+
+`run_server` binds the port itself first, so a taken port is a `PortInUse` error naming it (not a
+uvicorn log line), and it stops gracefully on SIGINT, SIGTERM and SIGHUP alike: uvicorn finishes the
+requests in flight, then the app's lifespan ends (an env service leaves its hub there), and the
+signal is re-raised so the exit status still says which one ended the process.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -14,16 +24,57 @@ from fastapi import FastAPI
 
 from envs.registry import load_class
 from services.app import ServiceSettings, create_app
+from services.ports import bind_port
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with SIGHUP handled like SIGTERM (a closed terminal, `systemctl reload` aside)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop_signals: list[int] = []
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._stop_signals.append(sig)
+        super().handle_exit(signal.SIGTERM if sig == signal.SIGHUP else sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # tests run servers in threads
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self._stop_signals:  # end by the signal that stopped us, now that the shutdown is done
+            signal.raise_signal(self._stop_signals[0])
+
+
+def run_server(app: FastAPI, host: str, port: int, **config: Any) -> None:
+    """Serve `app` on `host:port` until a stop signal; raises `PortInUse` when the port is taken."""
+    sock = bind_port(host, port)
+    try:
+        server = _Server(uvicorn.Config(app, host=host, port=port, **config))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
               settings: ServiceSettings | None = None, log_level: str = "warning",
               switch_interval: float = 0.0005, register: str | None = None, public_url: str | None = None,
-              hub_token: str | None = None, modes: dict[str, str] | None = None) -> None:
-    """Serve `env`; with `register=HUB_URL` join that hub once listening and leave it at shutdown.
+              hub_token: str | None = None, modes: dict[str, str] | None = None, heartbeat: float = 10.0) -> None:
+    """Serve `env`; with `register=HUB_URL` join that hub once listening, stay joined (every `heartbeat`
+    seconds it checks that the hub still lists it, and joins again if not) and leave it at shutdown.
 
     The env's data is loaded here, before uvicorn starts, so that a bad `--data-dir` or mode
-    raises (`DataDirError`, `ModeError`) to the caller instead of failing inside the server."""
+    raises (`DataDirError`, `ModeError`) to the caller instead of failing inside the server; a taken
+    port is a `PortInUse` (from `run_server`)."""
     env_cls = load_class(env)
     # Env steps run in worker threads; a short GIL switch interval lets a finished step hand
     # its result back to the event loop without waiting out the default 5 ms (bench_service.py).
@@ -40,12 +91,13 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
             local_url,
         )
 
-        registrar = SelfRegistration(register, public_url or default_public_url(host, port), local_url(host, port), hub_token)
+        registrar = SelfRegistration(register, public_url or default_public_url(host, port), local_url(host, port), hub_token,
+                                     heartbeat=heartbeat)
     app = create_app(env_cls, data=data, settings=settings, on_ready=registrar.start if registrar else None)
     if registrar is not None:
         _leave_on_shutdown(app, registrar.stop)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="auto", http="auto", access_log=False, proxy_headers=False,
-                timeout_keep_alive=30)
+    run_server(app, host, port, log_level=log_level, loop="auto", http="auto", access_log=False, proxy_headers=False,
+               timeout_keep_alive=30)
 
 
 def _leave_on_shutdown(app: FastAPI, leave: Callable[[], Awaitable[None]]) -> None:

@@ -1,18 +1,23 @@
 """Session table of one env service: create, look up, lock, close, reap idle sessions.
 
 A session owns one `Env` instance. Steps on one session are serialised by its
-lock; idle sessions are reaped after a TTL; a full table refuses new sessions
-(the service answers 429 with Retry-After) instead of sharing or reusing one.
+lock; idle sessions are reaped after a TTL (the table's, or the session's own
+`ttl`); a full table refuses new sessions (the service answers 429 with
+Retry-After) instead of sharing or reusing one. Sessions opened for the AgentGym
+routes also get an integer index, drawn at random so that no client can guess
+another's (AgentGym clients need integers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from envs.base import Env
 from wire.errors import ServerFull, SessionNotFound
@@ -26,9 +31,15 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     agentgym_index: int | None = None
+    ttl: float | None = None  # idle seconds before reaping; None: the table's TTL
+    agentgym_state: Any = None  # per-instance state of the AgentGym routes (services.agentgym)
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
+
+
+# AgentGym indices: random in [1, 2**53) (exact in JSON numbers everywhere, JavaScript included).
+AGENTGYM_INDEX_BOUND = 2**53
 
 
 class SessionManager:
@@ -41,7 +52,6 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._reserved = 0
         self._agentgym: dict[int, str] = {}
-        self._next_index = 0
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._remember_closed = remember_closed
         self._on_close = on_close
@@ -63,9 +73,11 @@ class SessionManager:
         self._reserved -= 1
         session = Session(id=str(uuid.uuid4()), env=env)
         if agentgym:
-            session.agentgym_index = self._next_index
-            self._agentgym[self._next_index] = session.id
-            self._next_index += 1
+            index = 1 + secrets.randbelow(AGENTGYM_INDEX_BOUND - 1)
+            while index in self._agentgym:
+                index = 1 + secrets.randbelow(AGENTGYM_INDEX_BOUND - 1)
+            session.agentgym_index = index
+            self._agentgym[index] = session.id
         self._sessions[session.id] = session
         return session
 
@@ -82,6 +94,10 @@ class SessionManager:
         if session_id is None:
             raise SessionNotFound(f"env index {index} is unknown or closed")
         return self.get(session_id)
+
+    def agentgym_sessions(self) -> list[Session]:
+        """The open sessions of the AgentGym routes."""
+        return [self._sessions[sid] for sid in self._agentgym.values() if sid in self._sessions]
 
     def was_closed(self, session_id: str) -> bool:
         return session_id in self._closed
@@ -103,9 +119,10 @@ class SessionManager:
         return True
 
     def reap(self) -> int:
-        """Close sessions idle longer than the TTL (never one whose step is running)."""
-        deadline = time.monotonic() - self.ttl
-        expired = [s.id for s in self._sessions.values() if s.last_used < deadline and not s.lock.locked()]
+        """Close sessions idle longer than their TTL (never one whose step is running)."""
+        now = time.monotonic()
+        expired = [s.id for s in self._sessions.values()
+                   if s.last_used < now - (self.ttl if s.ttl is None else s.ttl) and not s.lock.locked()]
         for session_id in expired:
             self.close(session_id, reason="expired")
         return len(expired)

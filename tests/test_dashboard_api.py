@@ -288,13 +288,13 @@ def test_api_is_in_openapi(seeded: tuple[httpx.Client, Store, dict[str, int]]) -
 
 
 def test_hub_cli_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
-
+    import services.runner
     from cli.hub import hub as hub_command
+    from services.ports import free_port
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
-    hub_command(store=str(tmp_path / "s.db"), token=TOKEN)
+    monkeypatch.setattr(services.runner, "run_server", lambda app, host, port, **kw: seen.update(app=app))
+    hub_command(store=str(tmp_path / "s.db"), token=TOKEN, port=free_port())
     assert {"/dashboard/api/runs", "/v1/envs"} <= set(seen["app"].openapi()["paths"])
     with TestClient(seen["app"]) as client:
         r = client.get("/dashboard")

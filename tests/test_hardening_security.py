@@ -199,7 +199,7 @@ def test_sql_sandbox_escape_attempts_over_http(env_urls: dict[str, str], tmp_pat
 
 
 # ----- no eval / exec / pickle / unsafe YAML / shell=True on input ---------------------------
-SCANNED = ["envs", "services", "clients", "collector"]
+SCANNED = ["envs", "wire", "clients", "store", "services", "collector", "conformance", "cli"]
 DANGEROUS = {
     "eval(": re.compile(r"(?<![\w.])eval\s*\("),
     "exec(": re.compile(r"(?<![\w.])exec\s*\("),

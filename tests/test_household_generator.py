@@ -75,6 +75,28 @@ def test_written_games_load_with_the_real_loader(tmp_path: Path) -> None:
         assert result.info["success"] is True
 
 
+def test_walkthroughs_naming_raw_pddl_ids_are_dropped_and_the_expert_solves_those_games(tmp_path: Path) -> None:
+    """Some ALFWorld game files store walkthroughs with raw PDDL ids, which no game accepts: they
+    are not kept as a solution (nor replayed by tests or benchmarks); the planner expert is."""
+    write_games(tmp_path, [0, 1], lambda s: "valid_seen")
+    index_file = tmp_path / "games_index.json"
+    index = json.loads(index_file.read_text())
+    raw_game, plain_game = sorted(index)
+    index[raw_game]["walkthrough"] = ["go to countertop_bar__minus_00_dot_26_bar__plus_00_dot_93_bar__minus_03_dot_94",
+                                      "look"]
+    index_file.write_text(json.dumps(index))
+    data = real_data(tmp_path)
+    raw_id, plain_id = (g.removeprefix("json_2.1.1/") for g in (raw_game, plain_game))
+    assert raw_id not in data.walkthroughs and data.unplayable_walkthroughs == 1
+    assert data.walkthroughs[plain_id] == index[plain_game]["walkthrough"]
+    env = HouseholdEnv(data)
+    env.reset(task_id=raw_id)
+    assert env.step(index[raw_game]["walkthrough"][0]).observation == "Nothing happens."
+    while not env.done:
+        result = env.step(env.expert_action())
+    assert result.info["success"] is True
+
+
 def test_loader_refuses_paths_outside_root(tmp_path: Path) -> None:
     (tmp_path / "games_index.json").write_text(json.dumps({"../outside/game": {"split": "valid_seen"}}))
     with pytest.raises(DataDirError, match="leaves the data directory"):

@@ -124,7 +124,7 @@ async def test_a_dead_replica_fails_its_episode_and_is_avoided(registry: Registr
     with contextlib.ExitStack() as doomed_server:
         doomed = doomed_server.enter_context(running_server(create_app(CounterEnv)))
         await registry.register([replicas[0], doomed])
-        placement = Placement(registry, "counter", cooldown=60.0)
+        placement = Placement(registry, "counter", cooldown=60.0, wait=0.3)
         try:
             with pytest.raises(EnvUnavailable):
                 async with placement.lease(exclude=[replicas[0]]) as lease:
@@ -145,7 +145,7 @@ async def test_a_dead_replica_fails_its_episode_and_is_avoided(registry: Registr
             await placement.aclose()
     await registry.check_now()
     assert [r.status.value for r in (await registry.get_env("counter")).replicas] == ["up", "down"]
-    fresh = Placement(registry, "counter")
+    fresh = Placement(registry, "counter", wait=0.3)
     try:
         assert (await fresh.acquire()).url == replicas[0]
         with pytest.raises(NoHealthyReplica):

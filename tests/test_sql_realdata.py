@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from envs.sql import gradable
 from envs.sql.data import SqlData, load_dir
 from envs.sql.env import SqlEnv
 from envs.sql.sandbox import SandboxDb
@@ -50,78 +51,98 @@ def test_every_spider_question_loads_and_gold_executes(data: SqlData) -> None:
     assert set(splits) == {"train", "dev", "test"}
 
 
-def test_spider_expert_scores_one_on_nonempty_gold(data: SqlData) -> None:
-    env = SqlEnv(data)
-    empty, failures, wrong_accepted = [], [], []
-    for tid in (t for t in data.task_ids() if data.gold[t].source == "spider"):
+@pytest.fixture(scope="module")
+def served() -> SqlData:
+    """The data as `trajgym serve` loads it: default modes (official grading, ungradable tasks withheld)."""
+    return SqlEnv.load_data(SQL_DATA)
+
+
+def test_withheld_tasks_are_the_ungradable_ones(served: SqlData) -> None:
+    assert served.modes == {"grading": "official", "tasks": "gradable"}
+    assert served.withheld == {gradable.EMPTY_GOLD: 87, gradable.EMPTY_LABEL: 5, gradable.NOT_REPRODUCED: 1}
+    assert len(served.tasks) == 817 + 300 - 93
+    assert "dbbench-standard-225" not in served.tasks  # its gold statement's hash differs from answer_md5 here
+    everything = SqlEnv.load_data(SQL_DATA, {"tasks": "all"})
+    assert everything.withheld == {} and len(everything.tasks) == 817 + 300
+
+
+def test_spider_expert_scores_one_on_served_tasks(served: SqlData) -> None:
+    env = SqlEnv(served)
+    failures, wrong_accepted = [], []
+    spider = [t for t in served.task_ids() if served.gold[t].source == "spider"]
+    for tid in spider:
         env.reset(task_id=tid)
-        gold_rows = env.gold_rows()
-        if not gold_rows:
-            empty.append(tid)
-            continue
+        assert env.gold_rows(), tid  # empty-gold questions are withheld
         reward, action = _play_expert(env, tid)
         if reward != 1.0:
             failures.append((tid, action[:200]))
-        env.reset(task_id=tid)  # an empty answer must not pass on a non-empty gold
+        env.reset(task_id=tid)  # an empty answer, or an empty query result, must not pass
         if env.step("submit[[]]").reward != 0.0:
             wrong_accepted.append(tid)
-    print(f"\nSpider: {817 - len(empty)} tasks with non-empty gold, expert failures {len(failures)}; "
-          f"{len(empty)} gold results are empty (truncated tables in the source dump)")
+        env.reset(task_id=tid)
+        env.step("execute[SELECT 1 WHERE 0]")
+        if env.step("commit").reward != 0.0:
+            wrong_accepted.append(tid)
+    print(f"\nSpider (official grading): {len(spider)} served tasks, expert failures {len(failures)}")
+    assert len(spider) == 817 - 87
     assert failures == []
     assert wrong_accepted == []
-    assert len(empty) < 817 // 5
 
 
-def test_dbbench_tasks_graded_by_label_and_tables(data: SqlData) -> None:
-    env = SqlEnv(data)
-    bench = [t for t in data.task_ids() if data.gold[t].source == "dbbench"]
-    assert len(bench) == 300
-    kinds = Counter(data.tasks[t].meta["type"] for t in bench)
-    assert kinds["INSERT"] == 100 and kinds["UPDATE"] == 100
+def test_dbbench_expert_and_doing_nothing(served: SqlData) -> None:
+    env = SqlEnv(served)
+    bench = [t for t in served.task_ids() if served.gold[t].source == "dbbench"]
+    kinds = Counter(served.tasks[t].meta["type"] for t in bench)
+    assert kinds["INSERT"] == 100 and kinds["UPDATE"] == 99
     score: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    unchanged_passes = []
+    nothing_passes = []
     for tid in bench:
-        gold = data.gold[tid]
+        gold = served.gold[tid]
         group = "INSERT/UPDATE" if gold.kind == "mutation" else "SELECT-style"
         if gold.kind == "mutation":
-            assert gold.sql and gold.label is None  # graded by comparing tables
+            assert gold.sql and gold.answer_md5 and gold.label is None  # graded by AgentBench's table hash
         else:
             assert gold.label and gold.sql is None  # graded by the label
         reward, _ = _play_expert(env, tid)
         score[group] += int(reward)
         total[group] += 1
-        env.reset(task_id=tid)  # doing nothing must fail (unless the gold statement changes nothing)
-        if env.step("commit").reward != 0.0:
-            unchanged_passes.append(tid)
-    print(f"\nDB-bench expert success: SELECT-style {score['SELECT-style']}/{total['SELECT-style']}, "
-          f"INSERT/UPDATE {score['INSERT/UPDATE']}/{total['INSERT/UPDATE']}; "
-          f"tasks passed by doing nothing: {len(unchanged_passes)}")
+        env.reset(task_id=tid)  # doing nothing (or answering nothing) must fail
+        if env.step("commit" if gold.kind == "mutation" else "submit[]").reward != 0.0:
+            nothing_passes.append(tid)
+    print(f"\nDB-bench expert success (official grading): SELECT-style {score['SELECT-style']}/{total['SELECT-style']}, "
+          f"INSERT/UPDATE {score['INSERT/UPDATE']}/{total['INSERT/UPDATE']}; tasks passed by doing nothing: {len(nothing_passes)}")
     assert score == total
-    assert len(unchanged_passes) <= 2  # one DB-bench UPDATE sets a value it already has
+    assert nothing_passes == []
 
 
-def test_dbbench_select_answers(data: SqlData) -> None:
-    env = SqlEnv(data)
+def test_dbbench_select_answers(served: SqlData) -> None:
+    env = SqlEnv(served)
     tid = "dbbench-standard-000"
-    assert data.gold[tid].label == ["Women +60kg Bronze"]
+    assert served.gold[tid].label == ["Women +60kg Bronze"]
     env.reset(task_id=tid)
-    assert env.step("submit[women +60KG  bronze]").reward == 1.0
+    assert env.step("submit[women +60KG  bronze]").reward == 0.0  # AgentBench compares text exactly
+    for right in ("Women +60kg Bronze", "'Women +60kg Bronze'", "[('Women +60kg Bronze',)]", '["Women +60kg Bronze"]'):
+        env.reset(task_id=tid)
+        assert env.step(f"submit[{right}]").reward == 1.0, right
     env.reset(task_id=tid)
-    step = env.step("execute[SELECT Notes FROM \"Jiu-Jitsu Championships Results\" WHERE Method = 'Decision']")
-    assert "Women +60kg Bronze" in step.observation
-    assert env.step("commit").reward == 1.0
+    step = env.step("execute[SELECT Notes FROM `Jiu-Jitsu Championships Results` WHERE Method = 'decision']")
+    assert "Women +60kg Bronze" in step.observation  # MySQL's collation: case-insensitive comparison
+    assert env.step("commit").reward == 1.0  # the rows are committed as MySQL's connector prints them
     env.reset(task_id=tid)
     assert env.step("submit[Women +60kg Silver]").reward == 0.0
-    counting = next(t for t in data.task_ids() if data.tasks[t].meta.get("type") == "counting")
+    counting = next(t for t in served.task_ids() if served.tasks[t].meta.get("type") == "counting")
     env.reset(task_id=counting)
-    label = data.gold[counting].label
+    label = served.gold[counting].label
     assert label is not None and label[0].endswith(".0")
-    assert env.step(f"submit[{int(float(label[0]))}]").reward == 1.0  # '1.0' and 1 are the same number
+    assert env.step(f"submit[{int(float(label[0]))}]").reward == 1.0  # numbers within 0.01
+    lenient = SqlEnv(SqlEnv.load_data(SQL_DATA / "dbbench", {"grading": "lenient"}))
+    lenient.reset(task_id=tid)
+    assert lenient.step("submit[women +60KG  bronze]").reward == 1.0  # the lenient mode normalises text
 
 
-def test_dbbench_mysql_gold_quoted_for_sqlite(data: SqlData) -> None:
-    tid = next(t for t in data.task_ids() if data.tasks[t].meta.get("table") == "1952_British_Grand_Prix_0")
-    assert '"1952_British_Grand_Prix_0"' in (data.gold[tid].sql or "")
-    env = SqlEnv(data)
+def test_dbbench_mysql_gold_quoted_for_sqlite(served: SqlData) -> None:
+    tid = next(t for t in served.task_ids() if served.tasks[t].meta.get("table") == "1952_British_Grand_Prix_0")
+    assert "`1952_British_Grand_Prix_0`" in (served.gold[tid].sql or "")
+    env = SqlEnv(served)
     assert _play_expert(env, tid)[0] == 1.0

@@ -10,14 +10,14 @@ import pytest
 
 from envs.actions import UnknownActionForm
 from envs.base import DataDir, DataDirError
-from envs.sql import generator
+from envs.sql import generator, mysql_compat
 from envs.sql.answer import parse_answer
 from envs.sql.data import (
     DbBenchTable,
     dbbench_database,
     load_builtin,
     load_dir,
-    mysql_gold_to_sqlite,
+    mysql_names_quoted,
 )
 from envs.sql.env import SqlEnv
 from envs.sql.reward import (
@@ -173,17 +173,21 @@ def test_loader_reads_minimal_formats(tmp_path: Path) -> None:
     assert sorted(data.tasks) == ["dbbench-standard-000", "spider-tiny-0000"]
     assert data.gold["spider-tiny-0000"].ordered
     assert data.gold["dbbench-standard-000"].label == ["2"]
-    assert '"T 1"' in data.databases["dbbench/standard/000"].schema
+    assert "`T 1`" in data.databases["dbbench/standard/000"].schema  # DB-bench names shown the MySQL way
 
 
 def test_dbbench_table_and_mysql_gold() -> None:
+    """AgentBench builds every column TEXT with str(value) cells; digit-leading names are back-quoted."""
     table = DbBenchTable.model_validate({"table_name": "1952_Grand_Prix", "table_info": {
-        "columns": [{"name": "Pos", "type": "INT"}, {"name": "Driver", "type": "weird; DROP"}], "rows": [["1", "Ann"], ["2"]]}})
+        "columns": [{"name": "Pos", "type": "INT"}, {"name": "Driver", "type": "weird; DROP"}], "rows": [[1, "Ann"], ["2"]]}})
     conn = sqlite3.connect(":memory:")
     conn.deserialize(dbbench_database(table))
-    stmt = mysql_gold_to_sqlite("INSERT INTO 1952_Grand_Prix (Pos, Driver) VALUES (3, 'Bo')", "1952_Grand_Prix")
+    mysql_compat.register(conn)
+    stmt = mysql_names_quoted("INSERT INTO 1952_Grand_Prix (Pos, Driver) VALUES (3, 'Bo')", table)
+    assert stmt == "INSERT INTO `1952_Grand_Prix` (Pos, Driver) VALUES (3, 'Bo')"
     conn.execute(stmt)
-    assert conn.execute('SELECT Pos, Driver FROM "1952_Grand_Prix" ORDER BY Pos').fetchall() == [(1, "Ann"), (2, None), (3, "Bo")]
+    assert conn.execute("SELECT Pos, Driver FROM `1952_Grand_Prix` ORDER BY Pos").fetchall() == [("1", "Ann"), ("2", None), ("3", "Bo")]
+    assert conn.execute("SELECT COUNT(*) FROM `1952_Grand_Prix` WHERE Driver = 'ANN'").fetchone() == (1,)
 
 
 # ----- action parsing -------------------------------------------------------------------------

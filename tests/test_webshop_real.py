@@ -8,6 +8,7 @@ size: 28" x 28", price cap $50 → denominator 3 + 1 + 1 = 5.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from envs.types import Split
 from envs.webshop.data import WebShopData
 from envs.webshop.env import WebShopEnv
+from envs.webshop.expert import best_options
 from envs.webshop.reward import get_reward
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "webshop"
@@ -53,7 +55,7 @@ def test_known_query_ranks_goal_product_on_first_page(data: WebShopData) -> None
     env = WebShopEnv(data)
     env.reset(task_id="webshop-0")
     r = env.step('search[geometric throw pillow cover 28" x 28"]')
-    assert "[B0743JKHBV]" in r.observation and "click[B0743JKHBV]" in r.valid_actions
+    assert " [SEP] B0743JKHBV [SEP] " in r.observation and "click[b0743jkhbv]" in r.valid_actions
     assert "Page 1 (Total results: 50)" in r.observation
     # goal instruction "Find me scrubs & body treatments with tea tree, natural ingredients" (B07DJJXGB5)
     assert data.products[data.index.search("tea tree body scrub natural ingredients")[0]].asin == "B07DJJXGB5"
@@ -93,10 +95,10 @@ def test_reward_missing_attributes(data: WebShopData) -> None:
 def test_reward_wrong_type(data: WebShopData) -> None:
     # A streaming media player shares no title noun with the pillow cover: type 0.
     assert _buy(data, "B09LSKQF8C", {}) == 0.0
-    # Goal webshop-1 (women's yoga shorts, 4 attributes, 2 options): B08L373FLK shares 1 of 13 title
-    # nouns (< 0.1) → type 0.1; it matches no attribute or option and is under the $30 cap:
-    # 0.1 × (0 + 0 + 1) / 7.
-    assert _buy(data, "B08L373FLK", {}, "webshop-1") == pytest.approx(0.1 / 7)
+    # Goal webshop-1 (women's yoga shorts, 4 attributes, 2 options): B08L373FLK (same query) shares
+    # "shorts" and "women" with the goal title's 17 spaCy nouns: title score 2/17 ≥ 0.1 → type 1; it
+    # matches no attribute or option and is under the $30 cap: (0 + 0 + 1) / 7.
+    assert _buy(data, "B08L373FLK", {}, "webshop-1") == pytest.approx(1 / 7)
 
 
 def test_reward_through_the_env_wrong_option(data: WebShopData) -> None:
@@ -109,14 +111,23 @@ def test_reward_through_the_env_wrong_option(data: WebShopData) -> None:
     assert r.done and r.reward == pytest.approx(0.8) and r.info["success"] is False
 
 
-def test_expert_success_rate_on_all_real_goals(data: WebShopData) -> None:
+@pytest.mark.parametrize("grading", ["official", "lenient"])
+def test_expert_success_rate_on_all_real_goals(data: WebShopData, grading: str) -> None:
+    """The expert reaches reward 1 on every goal where WebShop's formula allows it (official grading: an exact
+    purchase misses its option credit on 458 goals — colour substrings, no-break spaces)."""
     env = WebShopEnv(data)
-    wins = 0
+    env.data = copy.copy(data)
+    env.data.modes = {**data.modes, "grading": grading}
+    wins = reachable = 0
     for tid in data.task_ids():
         env.reset(task_id=tid)
         while not env.done:
             r = env.step(env.expert_action())
         wins += bool(r.info["success"]) and r.reward == 1.0
-    rate = wins / len(data.tasks)
-    print(f"\nreal-goal expert success: {wins}/{len(data.tasks)} = {rate:.4f}")
-    assert rate >= 0.99
+        goal = data.goals[tid]
+        p, nouns = data.products[goal.product], data.nouns[goal.product]
+        best = get_reward(p, p, goal, data.prices[goal.product], best_options(goal, p, grading), nouns, nouns, grading)
+        reachable += best.reward == 1.0
+    print(f"\nreal-goal expert success ({grading}): {wins}/{len(data.tasks)}; reward 1 reachable on {reachable}")
+    assert wins == reachable
+    assert reachable >= (len(data.tasks) if grading == "lenient" else 0.9 * len(data.tasks))

@@ -51,11 +51,13 @@ async def test_tool_calls_and_bad_actions_over_http(url: str, data: WebShopData)
     async with AsyncEnvClient(url) as client:
         sid = (await client.create(task_id=data.task_ids()[0])).session_id
         r = await client.step(sid, {"name": "search", "arguments": {"keywords": ""}})
-        assert "search needs keywords" in r.observation and r.reward == 0 and not r.done
+        # WebShop answers an invalid action with the unchanged page; the reason is in info
+        assert r.observation.startswith("WebShop [SEP] Instruction:") and r.reward == 0 and not r.done
+        assert r.info["invalid_action"] is True and "search needs keywords" in r.info["reason"]
         r = await client.step(sid, {"name": "search", "arguments": {"keywords": "green tea"}})
         assert "Total results" in r.observation
         r = await client.step(sid, {"name": "click", "arguments": {"item": "B000NOTHERE"}})
-        assert "not clickable" in r.observation and r.info.get("invalid_action") is True
+        assert "not clickable" in r.info["reason"] and r.info.get("invalid_action") is True
         with pytest.raises(InvalidAction):
             await client.step(sid, {"name": "click", "arguments": {}})
         with pytest.raises(InvalidAction):
@@ -71,10 +73,13 @@ def test_agentgym_create_returns_int(url: str) -> None:
     with httpx.Client(base_url=url) as http:
         index = http.post("/create").json()
         assert isinstance(index, int)
-        reset = http.post("/reset", json={"env_idx": index, "session_id": 0}).json()
-        assert reset["available_actions"] == ["search[<keywords>]"]
+        # WebShop's shapes: /reset → [observation, null], /step → {state, reward, done, info}
+        observation, none = http.post("/reset", json={"env_idx": index, "session_id": 0}).json()
+        assert observation.startswith("WebShop [SEP]") and none is None
+        actions = http.get("/available_actions", params={"env_idx": index}).json()
+        assert actions == {"has_search_bar": True, "clickables": ["search"]}
         step = http.post("/step", json={"env_idx": index, "action": "search[usb c cable]"}).json()
-        assert "Total results" in step["observation"] and step["reward"] == 0
+        assert "Total results" in step["state"] and step["reward"] == 0 and step["done"] is False
         assert http.post("/close", json={"env_idx": index}).status_code == 200
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,15 @@ from envs.types import Split
 from envs.webshop import builtin
 from envs.webshop.catalog import build_products, parse_pricing
 from envs.base import DataDirError
-from envs.webshop.data import WebShopData, find_files, load_data
+from envs.webshop.colors import normalize_color, normalize_color_words
+from envs.webshop.data import WebShopData, find_files, from_records, load_data
 from envs.webshop.env import WebShopEnv
+from envs.webshop.expert import best_options
+from envs.webshop.fuzzy import full_process, token_set_ratio
 from envs.webshop.goals import Goal, split_sizes, synthetic_goals
-from envs.webshop.reward import get_reward, normalize_chosen, option_matches, title_nouns
+from envs.webshop.nouns import HeuristicTagger, load_spacy
+from envs.webshop.pages import Page, ShopState, clickables, text_node, tojson
+from envs.webshop.reward import get_reward, option_matches
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +35,16 @@ def record(asin: str, **kw: object) -> dict:
     base = {"asin": asin, "name": f"Acme Blue Running Shoes {asin}", "query": "running shoes",
             "product_category": "Clothing › Shoes › Running", "category": "fashion", "full_description": "Light shoes.",
             "small_description": ["Rubber sole"], "pricing": "$20.00", "customization_options": ""}
+    options = kw.pop("options", None)
+    if isinstance(options, dict):  # WebShop reads options from customization_options only
+        base["customization_options"] = {name: [{"value": v} for v in values] for name, values in options.items()}
     base.update(kw)
     return base
 
 
 # ----- catalog -------------------------------------------------------------------------
 def test_raw_records_are_normalised_like_webshop_loader() -> None:
-    custom = {"Size": [{"value": "X-Large"}, {"value": "8/9"}], "Color": [{"value": "Navy\xa0Blue "}]}
+    custom = {"Size": [{"value": "X-Large"}, {"value": "8/9"}], "Color": [{"value": " Navy\xa0Blue "}]}
     recs = [record("B000000001", customization_options=custom, pricing="$19.99$27.99"),
             record("nan"), record("B0000000012345"), record("B000000001", name="duplicate"),
             record("B000000002", pricing="")]
@@ -43,7 +53,8 @@ def test_raw_records_are_normalised_like_webshop_loader() -> None:
     assert [p.asin for p in products] == ["B000000001", "B000000002"]
     p = products[0]
     assert p.title == "Acme Blue Running Shoes B000000001"
-    assert p.options == {"size": ("x-large", "8 | 9"), "color": ("navy blue",)}
+    # WebShop strips and lower-cases option values and keeps inner no-break spaces
+    assert p.options == {"size": ("x-large", "8 | 9"), "color": ("navy\xa0blue",)}
     assert p.pricing == (19.99, 27.99) and p.price_tag == "$19.99 to $27.99"
     assert p.attributes == ("rubber sole",) and p.instruction_attributes == ("rubber sole",)
     assert products[1].pricing == (100.0,) and products[1].attributes == ("DUMMY_ATTR",)
@@ -122,17 +133,21 @@ def test_search_ranks_matching_products_first(data: WebShopData) -> None:
 
 
 # ----- reward --------------------------------------------------------------------------
+SHOE_ATTRS = {"B000000001": ["rubber sole", "non slip"], "B000000002": ["rubber sole"]}
+
+
 def shop() -> tuple[list, Goal]:
     recs = [
         record("B000000001", name="Acme Trail Running Shoes", options={"size": ["8", "9"], "color": ["navy blue", "red"]},
-               pricing=[40.0], Attributes=["rubber sole", "non slip"]),
-        record("B000000002", name="Acme Trail Running Shoes Lite", pricing=[30.0], Attributes=["rubber sole"]),
+               pricing=[40.0]),
+        record("B000000002", name="Acme Trail Running Shoes Lite", pricing=[30.0]),
         record("B000000003", name="Ceramic Coffee Mug", query="mugs", product_category="Kitchen › Mugs", pricing=[9.0]),
         record("B000000004", name="Trail Socks Hat Scarf Gloves Belt Bag Wallet Watch Mug", query="socks",
                product_category="Outdoor › Socks", pricing=[9.0]),
         record("B000000005", name="Running Belt Gloves Scarf", query="belts", product_category="Outdoor › Belts", pricing=[9.0]),
     ]
-    products = build_products(recs, {})
+    # WebShop takes a product's Attributes from the instruction file (else ['DUMMY_ATTR'])
+    products = build_products(recs, {asin: {"attributes": attrs} for asin, attrs in SHOE_ATTRS.items()})
     goal = Goal(product=0, instruction="i need trail running shoes", attributes=("rubber sole", "non slip"),
                 options=(("color", "navy blue"), ("size", "9")), price_upper=50.0)
     return products, goal
@@ -142,6 +157,9 @@ def test_reward_is_one_for_the_exact_purchase() -> None:
     products, goal = shop()
     r = get_reward(products[0], products[0], goal, 40.0, {"size": "9", "color": "navy blue"})
     assert r.reward == 1.0 and r.r_type == 1.0
+    assert r.verbose() == {"r_type": 1.0, "r_att": 1.0, "w_att": 2 / 5, "query_match": True, "category_match": True,
+                           "title_score": 1.0, "r_option": 1.0, "w_option": 2 / 5, "r_price": True, "w_price": 1 / 5,
+                           "num_attr_matches": 2, "num_option_matches": 2}
 
 
 def test_reward_terms_each_count_once() -> None:
@@ -154,65 +172,144 @@ def test_reward_terms_each_count_once() -> None:
     # The sibling lacks "non slip" (neither attribute nor text); same query → type 1.
     missing_attr = get_reward(products[1], g, goal, 30.0, {})
     assert missing_attr.attribute_matches == 1 and missing_attr.r_type == 1.0
-    assert missing_attr.reward == pytest.approx((1 + 0 + 1) / 5)
+    assert missing_attr.reward == pytest.approx((1 + 0 + 1) / 5) and missing_attr.verbose()["r_option"] == 0.0
 
 
 def test_type_reward_levels() -> None:
+    """goal.py's thresholds, on given noun lists (the tagger is tested by the conformance vectors)."""
     products, goal = shop()
-    g = products[0]
-    mug = get_reward(products[2], g, goal, 9.0, {})  # no shared title noun
-    assert mug.title_score == 0 and mug.r_type == 0 and mug.reward == 0
-    socks = get_reward(products[3], g, goal, 9.0, {})  # "trail" shared: 1/4 nouns > 0.2 → type 1
-    assert socks.title_score == pytest.approx(1 / 4) and socks.r_type == 1.0
-    belt = get_reward(products[4], g, goal, 9.0, {})  # "running": 1/4 nouns of goal
-    assert belt.r_type == 1.0
-    long_goal = build_products([record("B000000009", name="Alpha Beta Gamma Delta Epsilon Zeta Eta Theta Iota Kappa Running")], {})[0]
-    weak = get_reward(products[4], long_goal, goal, 9.0, {})  # 1/11 < 0.1 → 0.1
-    assert weak.title_score == pytest.approx(1 / 11) and weak.r_type == 0.1
-    mid_goal = build_products([record("B000000010", name="Alpha Beta Gamma Delta Epsilon Zeta Eta Running", query="q",
-                                      product_category="Z › Y")], {})[0]
-    mid = get_reward(products[4], mid_goal, goal, 9.0, {})  # 1/8: no query/category match, ≤ 0.2 → 0.5
-    assert mid.title_score == pytest.approx(1 / 8) and mid.r_type == 0.5
+    g, other = products[0], products[2]  # other: another query and category
+    goal_nouns = ("acme", "trail", "running", "shoes")
+
+    def level(bought_nouns: tuple[str, ...], nouns: tuple[str, ...] = goal_nouns, bought=other) -> tuple[float, float]:
+        r = get_reward(bought, g, goal, 9.0, {}, bought_nouns, nouns)
+        return r.title_score, r.r_type
+
+    assert level(("mug",)) == (0.0, 0.0)
+    assert level(("trail", "mug")) == (0.25, 1.0)  # > 0.2
+    assert level(("trail",), ("trail", "a", "b", "c", "d")) == (0.2, 0.5)  # not > 0.2, no query/category match
+    assert level(("trail",), ("trail",) + tuple("abcdefghij")) == (1 / 11, 0.1)  # < 0.1
+    assert level(("trail",), ("trail",) + tuple("abcdefghij"), products[1]) == (1 / 11, 0.1)  # even with the query
+    assert level(("mug",), ()) == (0.2, 0.5)  # no goal nouns: 0.2
+    # the denominator is the goal's noun LIST: duplicates count, the intersection is a set
+    assert level(("shoes",), ("shoes", "shoes", "socks", "hat")) == (0.25, 1.0)
+    exact = get_reward(g, g, goal, 40.0, {}, ("shoes", "shoes", "hat"), ("shoes", "shoes", "hat"))
+    assert exact.title_score == pytest.approx(2 / 3) and exact.r_type == 1.0
 
 
-def test_option_matching_is_fuzzy_and_colour_normalised() -> None:
-    assert normalize_chosen("navy blue") == "blue"  # first colour of the list
-    assert normalize_chosen("rectangular") == "rectangular"  # whole words only
+def test_option_matching_follows_webshop_quirks() -> None:
+    # chosen values: colour substring (first of WebShop's COLOR_SET in list order)
+    assert normalize_color("navy blue") == "blue" and normalize_color("r.brown2070") == "brown"
+    assert normalize_color("standard") == "tan" and normalize_color("rectangular") == "tan"
+    # goal side: the (name, value) tuple — replaced only when the value IS a colour word
+    assert normalize_color(("color", "black")) == "black" and normalize_color(("color", "jet black")) == ("color", "jet black")
     assert option_matches({"color": "plain black"}, [("color", "black")]) == 1
-    assert option_matches({"size": "x-large"}, [("size", "large")]) == 0
     assert option_matches({"size": "x-large"}, [("size", "x-large")]) == 1
-    assert option_matches({"shape": "rectangular"}, [("item shape", "rectangular")]) == 1
-    assert "running" in title_nouns("Acme Running Shoes for Men") and "for" not in title_nouns("Acme Running Shoes for Men")
+    assert option_matches({"size": "large"}, [("size", "x-large")]) == 1  # token set: {large} ⊂ {size, x, large}
+    assert option_matches({"size": "small"}, [("size", "x-large")]) == 0
+    # the exact purchase of a value with a colour inside a longer token misses its option...
+    assert option_matches({"color": "r.brown2070"}, [("color", "r.brown2070")]) == 0
+    assert option_matches({"shape": "rectangular"}, [("item shape", "rectangular")]) == 0
+    # ... and so does one with a no-break space: the tuple's str() spells it '\\xa0'
+    assert str(("color", "army\xa0green")) == "('color', 'army\\xa0green')"
+    assert option_matches({"color": "b17-army\xa0green"}, [("color", "b17-army\xa0green")]) == 0
+    assert option_matches({"size": "b17 x\xa0large"}, [("size", "b17 x\xa0large")]) == 0
+    # lenient grading: whole-word colours, whitespace runs as one space, exact values always match
+    for chosen, goal in [("r.brown2070", "r.brown2070"), ("rectangular", "rectangular"), ("b17-army\xa0green", "b17-army\xa0green"),
+                         ("b17-army green", "b17-army\xa0green"), ("★", "★")]:
+        assert option_matches({"x": chosen}, [("color", goal)], "lenient") == 1, chosen
+    assert normalize_color_words("dark-brown") == "brown" and normalize_color_words("r.brown2070") == "r.brown2070"
+    assert option_matches({"size": "small"}, [("size", "x-large")], "lenient") == 0
+
+
+def test_fuzzy_scores_are_thefuzz_019_difflib() -> None:
+    assert token_set_ratio("x-large", ("size", "x-large")) == 100  # subset of tokens
+    assert token_set_ratio("", "a") == 0 and token_set_ratio("Ünicode", "nicode") == 100  # U+0080..U+00FF dropped
+    assert full_process(("size", "a\xa0b")) == "size    a xa0b"
+    assert full_process("a_b") == "a_b"  # \W keeps the underscore (rapidfuzz's default_process would not)
+    # difflib's ratio, rounded as Python rounds: 2*3/7 = 85.71 → 86; thefuzz 0.19 does not use the Indel distance
+    assert token_set_ratio("abcd", "abc") == 86
+    assert token_set_ratio("rubber sole", "rubber soles") == 96
+    # 85.19 rounds to 85, which is not > 85 (an unrounded score would pass the threshold)
+    assert token_set_ratio("abcdefghijklmnopqrstuvw", "abcdefghijklmnopqrstuvwxyz01234") == 85
+
+
+def test_spacy_absent_falls_back_to_the_heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "spacy", None)  # import spacy now raises ImportError
+    assert load_spacy() is None
+    assert HeuristicTagger().nouns(["3-Piece Women's Sofa-Tables, 5.5ft (White) for the Home"]) == [
+        ("piece", "women", "sofa", "tables", "ft", "white", "home")]
+
+
+def test_text_node_follows_beautifulsoup() -> None:
+    assert text_node("") == [] and text_node("\n   \t") == [] and text_node("  \t") == [""]
+    assert text_node("\xa0") == [""] and text_node("  a b \n") == ["a b"] and text_node(" \xa0x\xa0 ") == ["x"]
+    assert tojson({"size": "x<l>&'", "color": "navy\xa0blue"}) == '{"color": "navy\\u00a0blue", "size": "x\\u003cl\\u003e\\u0026\\u0027"}'
 
 
 # ----- env: pages and actions ------------------------------------------------------------
-def test_pages_and_navigation(data: WebShopData) -> None:
+def with_modes(data: WebShopData, **modes: str) -> WebShopEnv:
+    """An env on a shallow copy of the shared data with other named modes in force."""
     env = WebShopEnv(data)
+    env.data = copy.copy(data)
+    env.data.modes = {**data.modes, **modes}
+    return env
+
+
+def test_pages_and_navigation_in_webshop_text_mode(data: WebShopData) -> None:
+    env = WebShopEnv(data)
+    instruction = data.tasks[data.task_ids()[0]].instruction
     obs = env.reset(task_id=data.task_ids()[0])
-    assert obs.observation.startswith("WebShop [SEP] Instruction: [SEP] ")
+    assert obs.observation == f"WebShop [SEP] Instruction: [SEP] {instruction} [SEP] Search"
     assert obs.valid_actions == ["search[<keywords>]"]
     r = env.step("search[cable]")
-    assert "Page 1 (Total results: " in r.observation and "[Next >]" in r.observation
-    assert "click[Back to Search]" in r.valid_actions and "click[Next >]" in r.valid_actions
-    r = env.step({"name": "click", "arguments": {"item": "next >"}})
-    assert "Page 2 " in r.observation and "click[< Prev]" in r.valid_actions
+    assert r.observation.startswith(f"Instruction: [SEP] {instruction} [SEP] Back to Search [SEP] Page 1 (Total results: ")
+    assert " [SEP] Next > [SEP] " in r.observation and "< Prev" not in r.observation and "[Next >]" not in r.observation
+    assert r.valid_actions[:2] == ["click[back to search]", "click[next >]"]  # WebShop's clickables: lower case
+    first = data.products[env.state.results[0]]
+    assert r.valid_actions[2] == f"click[{first.asin.lower()}]"
+    assert f"Next > [SEP] {first.asin} [SEP] {first.title} [SEP] {first.price_tag}" in r.observation
+    r = env.step({"name": "click", "arguments": {"item": "Next >"}})
+    assert "Page 2 " in r.observation and r.valid_actions[:3] == ["click[back to search]", "click[< prev]", "click[next >]"]
     r = env.step("click[< Prev]")
     assert "Page 1 " in r.observation
-    asin = r.valid_actions[2][len("click["):-1]
-    r = env.step(f"click[{asin.lower()}]")
-    assert "[Buy Now]" in r.observation and "[Description]" in r.observation
+    r = env.step(f"click[{first.asin}]")
+    item_tail = f"{first.title} [SEP] Price: {first.price_tag} [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now"
+    assert r.observation.endswith(item_tail)
+    assert r.valid_actions[:6] == [f"click[{c}]" for c in ("back to search", "< prev", "description", "features", "reviews", "buy now")]
     r = env.step("click[Features]")
-    assert r.valid_actions == ["click[Back to Search]", "click[< Prev]"]
+    assert r.valid_actions == ["click[back to search]", "click[< prev]"]
     r = env.step("click[< Prev]")
-    assert "[Buy Now]" in r.observation
+    assert r.observation.endswith(item_tail)
     r = env.step("click[< Prev]")
     assert "Page 1 " in r.observation
+    # "Next >" is always shown on a results page (WebShop), even past the last result
+    while env.state.has_more():
+        env.step("click[next >]")
+    r = env.step("click[next >]")
+    assert env.state.page_results() == () and r.observation.endswith("Next >")
     r = env.step("click[Back to Search]")
     assert r.valid_actions == ["search[<keywords>]"]
 
 
-def test_bad_actions_change_nothing(data: WebShopData) -> None:
+def test_webshop_action_syntax(data: WebShopData) -> None:
     env = WebShopEnv(data)
+    env.reset(task_id=data.task_ids()[0])
+    page = env.last_observation
+    for action in ("dance", "Search[cable]", "click[search]", "click[Buy Now]", "search[]"):
+        r = env.step(action)  # invalid: nothing happens, the same page comes back
+        assert r.observation == page and r.info["invalid_action"] and env.state.page.value == "search", action
+    r = env.step("search[cable] now")  # WebShop's regex only anchors the start
+    assert env.state.page.value == "results" and env.state.keywords == "cable"
+    results = env.last_observation
+    assert env.step("click[ back to search]").observation == results  # the argument is not stripped
+    assert env.step("click[[Back to Search]]").observation == results
+    env.step("search[usb c]")  # a search works from any page
+    assert env.state.page.value == "results" and env.state.keywords == "usb c" and env.searches == 2
+
+
+def test_bad_actions_change_nothing(data: WebShopData) -> None:
+    env = with_modes(data, observation="marked", parsing="lenient")
     env.reset(task_id=data.task_ids()[0])
     for action, message in [("click[Buy Now]", "nothing to click"), ("search[ ]", "needs keywords"),
                             ("dance", "use search[keywords]")]:
@@ -223,7 +320,7 @@ def test_bad_actions_change_nothing(data: WebShopData) -> None:
     before = (env.state.page, env.state.page_num, env.state.results, env.last_observation)
     page_text = env.page()
     for action, message in [("click[B000NOTHERE]", "not clickable"), ("click[Frobnicate]", "not clickable"),
-                            ("search[shoes]", "no search bar"), ("click[]", "needs the text")]:
+                            ("click[ search]", "not clickable"), ("click[]", "not clickable")]:
         r = env.step(action)
         assert r.observation.startswith("Invalid action") and message in r.observation and r.observation.endswith(page_text)
         assert (env.state.page, env.state.page_num, env.state.results) == before[:3]
@@ -234,6 +331,22 @@ def test_bad_actions_change_nothing(data: WebShopData) -> None:
 
 
 def test_option_clicks_select_and_buy_ends_episode(data: WebShopData) -> None:
+    env = with_modes(data, observation="marked", parsing="lenient")
+    tid = next(t for t in data.task_ids() if len(data.goals[t].options) >= 1)
+    env.reset(task_id=tid)
+    goal = data.goals[tid]
+    product = data.products[goal.product]
+    env.step(f"search[{product.title}]")
+    env.step(f"click[{product.asin}]")
+    name, value = goal.options[0]
+    r = env.step(f"click[ {value.upper().replace(' ', '  ')} ]")  # lenient parsing: case and spacing do not matter
+    assert f"[{value}] (selected)" in r.observation and env.state.chosen[name] == value
+    r = env.step("click[Buy Now]")
+    assert r.done and "success" in r.info and "Your score" in r.observation
+    assert r.reward == pytest.approx(get_reward(product, product, goal, data.prices[goal.product], {name: value}).reward)
+
+
+def test_buy_now_shows_webshop_done_page(data: WebShopData) -> None:
     env = WebShopEnv(data)
     tid = next(t for t in data.task_ids() if len(data.goals[t].options) >= 1)
     env.reset(task_id=tid)
@@ -242,24 +355,51 @@ def test_option_clicks_select_and_buy_ends_episode(data: WebShopData) -> None:
     env.step(f"search[{product.title}]")
     env.step(f"click[{product.asin}]")
     name, value = goal.options[0]
-    r = env.step(f"click[ {value.upper().replace(' ', '  ')} ]")  # case and spacing do not matter
-    assert f"[{value}] (selected)" in r.observation and env.state.chosen[name] == value
+    r = env.step(f"click[{value}]")
+    assert "(selected)" not in r.observation  # WebShop's text mode does not show the choice
     r = env.step("click[Buy Now]")
-    assert r.done and "success" in r.info and "Your score" in r.observation
-    assert r.reward == pytest.approx(get_reward(product, product, goal, data.prices[goal.product], {name: value}).reward)
+    assert r.done and r.observation.startswith("Thank you for shopping with us! [SEP] Your code: [SEP] None [SEP] ")
+    assert f"[SEP] asin [SEP] {product.asin} [SEP] options [SEP] {json.dumps({name: value})} [SEP] attrs [SEP] None" in r.observation
+    assert r.observation.endswith(f"Your score (min 0.0, max 1.0) [SEP] {r.reward} [SEP] Reward Details [SEP] None")
+    assert r.info["num_option_matches"] >= 1 and r.info["grading"] == "official" and r.valid_actions == []
 
 
-def test_expert_solves_every_builtin_goal(data: WebShopData) -> None:
-    env = WebShopEnv(data)
-    wins = 0
+def test_value_under_two_options_sets_the_last(data: WebShopData) -> None:
+    records, ins = builtin.generate()
+    records[0]["customization_options"] = {"Color": [{"value": "Red"}], "Style": [{"value": "red"}, {"value": "x"}]}
+    shop_data = from_records(records, ins, "test")
+    env = WebShopEnv(shop_data)
+    env.reset(task_id=shop_data.task_ids()[0])
+    env.state = ShopState(page=Page.item, item=0, results=(0,), keywords="x")
+    env.step("click[red]")
+    assert env.state.chosen == {"style": "red"}  # WebShop maps a value to its last radio button
+    assert clickables(env.state, shop_data.products).count("red") == 1
+
+
+def best_reward(data: WebShopData, tid: str, grading: str = "official") -> float:
+    """The reward of buying the goal product with the best options for `grading` (what the expert aims at)."""
+    goal = data.goals[tid]
+    product = data.products[goal.product]
+    chosen = best_options(goal, product, grading)
+    nouns = data.nouns[goal.product]
+    return get_reward(product, product, goal, data.prices[goal.product], chosen, nouns, nouns, grading).reward
+
+
+@pytest.mark.parametrize("grading", ["official", "lenient"])
+def test_expert_solves_every_builtin_goal_the_formula_allows(data: WebShopData, grading: str) -> None:
+    env = with_modes(data, grading=grading)
+    wins = reachable = 0
     for tid in data.task_ids():
         env.reset(task_id=tid)
         while not env.done:
             r = env.step(env.expert_action())
         wins += bool(r.info.get("success")) and r.reward == 1.0
-    rate = wins / len(data.tasks)
-    print(f"built-in expert success: {wins}/{len(data.tasks)} = {rate:.4f}")
-    assert rate >= 0.99
+        reachable += best_reward(data, tid, grading) == 1.0
+    print(f"built-in expert success ({grading}): {wins}/{len(data.tasks)}; reward 1 reachable on {reachable}")
+    assert wins == reachable
+    # WebShop's colour substring test turns 'light wash' / 'dark wash' into 'ash' (in 'wash'), which the goal
+    # option ('color', 'light wash') does not contain as a token: those jeans goals cannot reach 1.
+    assert reachable / len(data.tasks) >= (0.99 if grading == "lenient" else 0.9)
 
 
 def test_expert_recovers_from_a_wrong_page(data: WebShopData) -> None:
@@ -291,12 +431,32 @@ def test_sub_pages_show_product_text(data: WebShopData) -> None:
     env.step("search[olive oil]")
     i = env.state.results[0]
     env.step(f"click[{data.products[i].asin}]")
-    assert data.products[i].description in env.step("click[description]").observation
+    header = env.last_observation.split(" [SEP] < Prev [SEP] ")[0] + " [SEP] < Prev"
+    assert env.step("click[description]").observation == f"{header} [SEP] {data.products[i].description}"
     env.step("click[< Prev]")
     features = env.step("click[Features]").observation
-    assert all(b in features for b in data.products[i].bullet_points)
+    assert features == " [SEP] ".join([header, *data.products[i].bullet_points])
     env.step("click[< Prev]")
+    assert env.step("click[reviews]").observation == header  # WebShop's loader never reads reviews
+    env = with_modes(data, observation="marked", parsing="lenient")
+    env.reset(task_id=data.task_ids()[0])
+    env.step("search[olive oil]")
+    env.step(f"click[{data.products[i].asin}]")
     assert "(no reviews)" in env.step("click[[Reviews]]").observation
+
+
+def test_webshop_special_search_commands(data: WebShopData) -> None:
+    env = WebShopEnv(data)
+    env.reset(task_id=data.task_ids()[0])
+    env.step("search[<q> olive oil]")
+    assert env.state.results and all(data.products[i].query == "olive oil" for i in env.state.results)
+    assert len(env.state.results) == sum(1 for p in data.products if p.query == "olive oil")
+    env.step("search[<c> grocery]")
+    assert len(env.state.results) == sum(1 for p in data.products if p.category == "grocery")
+    env.step("search[<r>]")
+    assert len(env.state.results) == 50 and len(set(env.state.results)) == 50
+    env.step("search[<c>]")
+    assert env.state.results == ()
 
 
 def test_webshop_data_folder_layout_with_human_goal_file(tmp_path: Path) -> None:
@@ -306,3 +466,18 @@ def test_webshop_data_folder_layout_with_human_goal_file(tmp_path: Path) -> None
     (tmp_path / "items_human_ins.json").write_text("{}")
     products, instructions = find_files(tmp_path)
     assert (products.name, instructions.name) == ("items_shuffle_1000.json", "items_ins_v2_1000.json")
+
+
+def test_named_modes_default_to_webshop() -> None:
+    data = WebShopEnv.load_data(None, {"observation": "marked", "grading": "lenient"})
+    info = WebShopEnv.info(data)
+    assert info.mode_choices == {"grading": ["official", "lenient"], "observation": ["text", "marked"],
+                                 "parsing": ["strict", "lenient"]}
+    assert info.modes == {"grading": "lenient", "observation": "marked", "parsing": "strict"}
+    env = WebShopEnv(data)
+    obs = env.reset(task_id=data.task_ids()[0])
+    r = env.step("search[cable]")
+    assert "[Back to Search]" in r.observation and r.valid_actions[0] == "click[Back to Search]"
+    assert WebShopEnv.info(WebShopEnv.load_data(None)).modes == {"grading": "official", "observation": "text",
+                                                                 "parsing": "strict"}
+    assert obs.observation.startswith("WebShop [SEP] Instruction: [SEP] ")

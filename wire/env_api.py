@@ -1,4 +1,4 @@
-"""Request and response bodies of the env service API (v1 and the AgentGym surface)."""
+"""Request and response bodies of the env service's v1 API (the AgentGym routes' are in `wire.agentgym_api`)."""
 
 from __future__ import annotations
 
@@ -96,62 +96,3 @@ class Health(BaseModel):
     status: str
     sessions: int = 0
     max_sessions: int = 0
-
-
-# ----- AgentGym-compatible surface --------------------------------------------------
-class AgentGymRef(BaseModel):
-    """AgentGym clients name the env instance `env_idx` (WebShop) or `id` (ALFWorld and others)."""
-
-    env_idx: int | None = None
-    id: int | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "AgentGymRef":
-        if self.env_idx is None and self.id is None:
-            raise ValueError("give the env index as `env_idx` or `id`")
-        return self
-
-    @property
-    def index(self) -> int:
-        return self.env_idx if self.env_idx is not None else self.id  # type: ignore[return-value]
-
-
-class AgentGymCreate(BaseModel):
-    id: int | None = Field(default=None, ge=0, description="optional data index to reset to")
-
-
-class AgentGymReset(AgentGymRef):
-    session_id: int | None = Field(default=None, ge=0)
-    idx: int | None = Field(default=None, ge=0)
-    game: int | None = Field(default=None, ge=0)
-    data_idx: int | None = Field(default=None, ge=0)
-    world_type: str | None = None
-
-    @property
-    def data_index(self) -> int:
-        for value in (self.session_id, self.idx, self.game, self.data_idx):
-            if value is not None:
-                return value
-        return 0
-
-
-class AgentGymStep(AgentGymRef):
-    action: str = Field(max_length=MAX_ACTION_CHARS)
-
-
-class AgentGymStepResult(BaseModel):
-    observation: str
-    state: str
-    reward: float
-    done: bool
-    available_actions: list[str]
-    info: dict[str, Any]
-
-
-class AgentGymObservation(BaseModel):
-    id: int
-    env_idx: int
-    observation: str
-    available_actions: list[str]
-    task_id: str
-    instruction: str

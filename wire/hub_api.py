@@ -56,6 +56,8 @@ class RegisterEnv(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=MAX_REPLICAS_PER_REQUEST, description="base URLs of the replicas")
     name: str | None = Field(default=None, description="registry name (default: the name in /v1/info)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form labels (owner, machine, ...)")
+    replace_stale: bool = Field(default=False, description="if the name is taken by another env or version with no "
+                                                           "replica up (an upgrade), replace that registration")
 
     @field_validator("urls")
     @classmethod
@@ -79,7 +81,11 @@ class RegisterEnv(BaseModel):
 
 
 class AddReplica(BaseModel):
+    """POST /v1/envs/{name}/replicas: the hub probes `url` first. `replace`: an entry of the same URL (a
+    restarted service's earlier life) is replaced by a fresh one instead of a 409."""
+
     url: str
+    replace: bool = Field(default=False, description="replace an existing entry of the same URL")
 
     @field_validator("url")
     @classmethod

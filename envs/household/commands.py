@@ -34,12 +34,21 @@ def put_command(world: World, obj: str, recep: str) -> str:
     return world.put_template.replace("{o}", obj).replace("{r}", recep)
 
 
-def admissible(world: World, state: State) -> dict[str, Op]:
-    """Every command applicable in `state`, as ALFWorld would list it, → its operation."""
+def admissible(world: World, state: State, extended: bool = False) -> dict[str, Op]:
+    """Every command applicable in `state`, as ALFWorld lists it, → its operation.
+
+    ALFWorld's list is what TextWorld grounds from the PDDL domain, so two quirks of that
+    grounding are kept: `go to` is never offered for a receptacle at the agent's own location
+    (that move changes nothing, and the planner drops actions without effects), and `examine`
+    an object only applies to the object in hand (the domain's other branch declares its
+    location variable with the type `location,`, which no object has). `extended=True` adds
+    both back: `examine` every object in an open receptacle here, and `go to` where one is.
+    """
     name = world.name
     ops: dict[str, Op] = {"look": Op("look"), "inventory": Op("inventory"), "help": Op("help")}
     for r in world.receptacles:
-        ops[f"go to {name(r)}"] = Op("goto", recep=r)
+        if extended or world.recep_loc[r] != state.agent_loc:
+            ops[f"go to {name(r)}"] = Op("goto", recep=r)
     here = world.receps_here(state)
     holding = state.holding
     for r in here:
@@ -56,7 +65,8 @@ def admissible(world: World, state: State) -> dict[str, Op]:
         if not world.accessible(r, state):
             continue
         for o in contents:
-            ops[f"examine {name(o)}"] = Op("examine_o", obj=o)
+            if extended:
+                ops[f"examine {name(o)}"] = Op("examine_o", obj=o)
             if not holding and o in world.pickupable:
                 ops[f"take {name(o)} from {name(r)}"] = Op("take", obj=o, recep=r)
     for o in holding:
@@ -120,35 +130,31 @@ def describe_object(world: World, state: State, o: str) -> str:
     return f"There's nothing special about {on}."
 
 
-def look(world: World, state: State) -> str:
+def floor(world: World, state: State) -> str:
+    """ALFWorld's "objects on the floor": an object at the agent's location that was once taken
+    from a receptacle here (TextWorld's negated `inReceptacle` fact, see `State.taken_from`), once
+    per such receptacle, though it now lies in another one; usually nothing."""
+    here = world.receps_here(state)
+    seen = [f"a {world.name(o)}" for o in sorted(state.obj_locs) if state.agent_loc in state.obj_locs[o]
+            for r in here if (o, r) in state.taken_from]
+    return listing(seen)
+
+
+def look(world: World, state: State, intro: bool = False) -> str:
+    """ALFWorld's `look` text. Away from every receptacle, the game's opening lists all of them
+    (its `look` rule runs with no location bound), while the `look` command lists those at the
+    agent's own location only: none, so "you see nothing"."""
     here = world.receps_here(state)
     if here:
-        return f"You are facing the {listing([world.name(r) for r in here])}. Next to it, you see nothing."
-    return ("You are in the middle of a room. Looking quickly around you, you see "
-            f"{listing([f'a {world.name(r)}' for r in world.receptacles])}.")
+        return f"You are facing the {listing([world.name(r) for r in here])}. Next to it, you see {floor(world, state)}."
+    seen = listing([f"a {world.name(r)}" for r in world.receptacles]) if intro else "nothing"
+    return f"You are in the middle of a room. Looking quickly around you, you see {seen}."
 
 
 def inventory(world: World, state: State) -> str:
     if not state.holding:
         return "You are not carrying anything."
     return f"You are carrying: {listing([f'a {world.name(o)}' for o in state.holding])}."
-
-
-def help_text(world: World) -> str:
-    put = world.put_template.replace("{o}", "(object)").replace("{r}", "(receptacle)")
-    return ("\nAvailable commands:\n  look:                             look around your current location\n"
-            "  inventory:                        check your current inventory\n"
-            "  go to (receptacle):               move to a receptacle\n"
-            "  open (receptacle):                open a receptacle\n"
-            "  close (receptacle):               close a receptacle\n"
-            "  take (object) from (receptacle):  take an object from a receptacle\n"
-            f"  {put + ':':<34}place an object in or on a receptacle\n"
-            "  examine (something):              examine a receptacle or an object\n"
-            "  use (object):                     use an object\n"
-            "  heat (object) with (receptacle):  heat an object using a receptacle\n"
-            "  clean (object) with (receptacle): clean an object using a receptacle\n"
-            "  cool (object) with (receptacle):  cool an object using a receptacle\n"
-            "  slice (object) with (object):     slice an object using a sharp object\n")
 
 
 def apply(world: World, state: State, op: Op) -> str:
@@ -160,7 +166,7 @@ def apply(world: World, state: State, op: Op) -> str:
     if op.kind == "inventory":
         return inventory(world, state)
     if op.kind == "help":
-        return help_text(world)
+        return world.help_text
     if op.kind == "goto":
         state.agent_loc = world.recep_loc[r]
         return f"You arrive at {n(r)}. {describe_receptacle(world, state, r)}"
@@ -179,11 +185,13 @@ def apply(world: World, state: State, op: Op) -> str:
         if not state.where.get(o):
             state.where.pop(o, None)
         state.obj_locs.get(o, set()).discard(state.agent_loc)
+        state.taken_from.add((o, r))
         state.holding = [o]
         return f"You pick up the {n(o)} from the {n(r)}."
     if op.kind == "put":
         state.where.setdefault(o, set()).add(r)
         state.obj_locs.setdefault(o, set()).add(state.agent_loc)
+        state.taken_from.discard((o, r))
         state.holding = [h for h in state.holding if h != o]
         return world.put_feedback.replace("{o.name}", n(o)).replace("{r.name}", n(r))
     if op.kind == "clean":

@@ -4,6 +4,12 @@
 directory laid out like ALFWorld's release (`json_2.1.1/<split>/<task>/<trial>/game.tw-pddl`,
 optional `games_index.json`). Paths are resolved inside the data root only. Parsed games are
 kept in a small thread-safe LRU cache shared by all sessions (read-only once built).
+
+Walkthroughs (kept for tests and benchmarks, never shown to agents) are kept only when they are
+playable commands: some ALFWorld game files store them with raw PDDL ids (`go to
+countertop_bar__minus_00_dot_26_bar_...`), which no game accepts — ALFWorld hands such a list
+out unchanged and its `AlfredDemangler` renames entities only — so those are dropped
+(`HouseholdData.unplayable_walkthroughs` counts them) and the planner expert stands in.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class HouseholdData(EnvData):
         self.source = source
         # official walkthroughs (kept out of TaskSpec.meta, which agents can list)
         self.walkthroughs = walkthroughs or {}
+        self.unplayable_walkthroughs = 0
         self._loader = loader
         self._cache: OrderedDict[str, tuple[World, TaskInfo]] = OrderedDict()
         self._lock = threading.Lock()
@@ -79,6 +86,16 @@ def builtin_data(n: int = N_GENERATED) -> HouseholdData:
     return HouseholdData(tasks, _generated_world, source="generated")
 
 
+def playable(walkthrough: object) -> list[str] | None:
+    """The walkthrough as a list of commands, or None when it is not one a game could accept:
+    not a list of non-empty strings, or naming a raw PDDL id (ALFWorld mangles `|` into `_bar_`)."""
+    if not isinstance(walkthrough, list) or not walkthrough:
+        return None
+    if not all(isinstance(a, str) and a.strip() and "_bar_" not in a for a in walkthrough):
+        return None
+    return list(walkthrough)
+
+
 def _task_text(game_file: Path) -> str:
     return World.task_text_of(json.loads(game_file.read_text()))
 
@@ -96,6 +113,7 @@ def real_data(data_dir: str | Path | DataDir) -> HouseholdData:
     tasks: list[TaskSpec] = []
     paths: dict[str, Path] = {}
     walkthroughs: dict[str, list[str]] = {}
+    unplayable = 0
     for rel, entry in sorted(index.items()):
         if not isinstance(rel, str) or not rel:
             raise DataDirError(f"games_index.json: bad game path {rel!r}")
@@ -109,7 +127,11 @@ def real_data(data_dir: str | Path | DataDir) -> HouseholdData:
         text = entry.get("task_text") or _task_text(game_file)
         meta = {k: entry[k] for k in ("task_type", "pddl_params", "scene") if k in entry}
         if entry.get("walkthrough"):
-            walkthroughs[task_id] = list(entry["walkthrough"])
+            commands = playable(entry["walkthrough"])
+            if commands is None:
+                unplayable += 1
+            else:
+                walkthroughs[task_id] = commands
         meta.update({"source": "alfworld", "alfworld_split": folder, "game_path": rel})
         tasks.append(TaskSpec(task_id=task_id, split=split, instruction=text, meta=meta))
     if not tasks:
@@ -121,7 +143,9 @@ def real_data(data_dir: str | Path | DataDir) -> HouseholdData:
         except (ValueError, KeyError) as err:
             raise GameFormatError(f"{task_id}: {err}") from err
 
-    return HouseholdData(tasks, load, source=str(root), walkthroughs=walkthroughs)
+    data = HouseholdData(tasks, load, source=str(root), walkthroughs=walkthroughs)
+    data.unplayable_walkthroughs = unplayable
+    return data
 
 
 def load_data(data_dir: str | Path | DataDir | None = None) -> HouseholdData:

@@ -49,13 +49,17 @@ class State:
     on: set[str] = field(default_factory=set)
     toggled: set[str] = field(default_factory=set)
     sliced: set[str] = field(default_factory=set)
+    # (object, receptacle) pairs whose inReceptacle fact a pickup deleted: TextWorld keeps such
+    # negated facts in its state (until the object goes back in), and ALFWorld's `look` reads them
+    taken_from: set[tuple[str, str]] = field(default_factory=set)
 
     def copy(self) -> State:
         return State(agent_loc=self.agent_loc, holding=list(self.holding),
                      where={o: set(rs) for o, rs in self.where.items()},
                      obj_locs={o: set(ls) for o, ls in self.obj_locs.items()}, opened=set(self.opened),
                      clean=set(self.clean), hot=set(self.hot), cool=set(self.cool), on=set(self.on),
-                     toggled=set(self.toggled), sliced=set(self.sliced))
+                     toggled=set(self.toggled), sliced=set(self.sliced),
+                     taken_from=set(self.taken_from))
 
     def contents(self, recep: str) -> list[str]:
         return sorted(o for o, rs in self.where.items() if recep in rs)
@@ -69,6 +73,33 @@ def _grammar_text(grammar: str, key: str) -> str | None:
 def _action_template(grammar: str, action: str) -> str | None:
     m = re.search(r"action\s+" + re.escape(action) + r'\s*\{\s*template\s*::\s*"([^"]*)"', grammar)
     return m.group(1) if m else None
+
+
+def _help_feedback(grammar: str) -> str | None:
+    """The `help` action's feedback when the grammar spells it out as plain text. TextWorld's
+    text grammar skips blank space before the first symbol, so leading newlines go."""
+    m = re.search(r'action\s+help\s*\{\s*template\s*::\s*"[^"]*"\s*;\s*feedback\s*::\s*"([^"]*)"', grammar)
+    if m is None or any(c in m.group(1) for c in "#{}[]"):
+        return None  # a rule reference this engine does not derive: use the built-in text
+    return m.group(1).lstrip()
+
+
+def default_help(put_template: str) -> str:
+    """ALFWorld's help text (its release grammar), with this game's put command."""
+    put = put_template.replace("{o}", "(object)").replace("{r}", "(receptacle)")
+    return ("Available commands:\n  look:                             look around your current location\n"
+            "  inventory:                        check your current inventory\n"
+            "  go to (receptacle):               move to a receptacle\n"
+            "  open (receptacle):                open a receptacle\n"
+            "  close (receptacle):               close a receptacle\n"
+            "  take (object) from (receptacle):  take an object from a receptacle\n"
+            f"  {put}:  place an object in or on a receptacle\n"
+            "  examine (something):              examine a receptacle or an object\n"
+            "  use (object):                     use an object\n"
+            "  heat (object) with (receptacle):  heat an object using a receptacle\n"
+            "  clean (object) with (receptacle): clean an object using a receptacle\n"
+            "  cool (object) with (receptacle):  cool an object using a receptacle\n"
+            "  slice (object) with (object):     slice an object using a sharp object\n")
 
 
 class World:
@@ -88,6 +119,7 @@ class World:
         self.task_text = self.task_text_of(game)
         self.put_template = _action_template(grammar, "PutObject") or DEFAULT_PUT_TEMPLATE
         self.put_feedback = _grammar_text(grammar, "PutObject.feedback") or DEFAULT_PUT_FEEDBACK
+        self.help_text = _help_feedback(grammar) or default_help(self.put_template)
         self._build(problem)
 
     @staticmethod

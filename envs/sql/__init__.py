@@ -3,7 +3,10 @@
 In the spirit of AgentBench's DB-bench and InterCode-SQL / Spider. Every session
 works on its own in-memory SQLite copy of a task's database (`sandbox`); tasks
 come from a built-in generated set (`generator`), the Spider format or the
-DB-bench JSONL format (`data`); answers are graded by execution result and
-data changes by table comparison (`reward`). An optional PostgreSQL backend
+DB-bench JSONL format (`data`); grading (`grading`) is by default the published
+evaluators' — test-suite-sql-eval's execution match (`spider_eval`), AgentBench's
+answer comparison and table MD5 (`dbbench_eval`, on a MySQL emulation: `mysql_compat`)
+— or trajgym's tolerant comparison in mode ``grading=lenient`` (`reward`); tasks that
+cannot be graded honestly are withheld unless ``tasks=all`` (`gradable`). An optional PostgreSQL backend
 (`postgres`, one role and schema per session) serves the same tasks.
 """

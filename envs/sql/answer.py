@@ -8,18 +8,39 @@ Accepted forms, tried in order:
 3. Plain text: several lines are rows whose values are separated by ``|``, a tab or a
    comma; a single line is a comma-separated list of values (``Paris, Rome``).
 
-The result is a list whose items are scalars (a flat answer) or lists (rows).
+The result is a list whose items are scalars (a flat answer) or lists (rows). With
+``typed=True`` (official grading, which compares values exactly) an unquoted token of forms 2
+and 3 that reads as a number becomes that int or float, and an unquoted ``NULL``/``None``/``null``
+becomes None; quoted tokens stay text. Without it every non-JSON token is text (lenient grading
+normalises values itself).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 Parsed = list[Any]
+_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?$")
+_NULL_WORDS = ("None", "null", "NULL")
 
 
-def parse_answer(text: str) -> Parsed:
+def bare_value(token: str, typed: bool) -> Any:
+    """An unquoted token: text, or (typed) the number or None it spells."""
+    if not typed or len(token) > 400:
+        return token
+    if token in _NULL_WORDS:
+        return None
+    if _INT.match(token):
+        return int(token)
+    if _FLOAT.match(token):
+        return float(token)
+    return token
+
+
+def parse_answer(text: str, typed: bool = False) -> Parsed:
     text = text.strip()
     if not text:
         return []
@@ -31,7 +52,7 @@ def parse_answer(text: str) -> Parsed:
         return _as_list(value)
     if text[0] in "[(":
         try:
-            value, end = _parse_value(text, 0)
+            value, end = _parse_value(text, 0, typed=typed)
         except ValueError:
             pass
         else:
@@ -39,8 +60,8 @@ def parse_answer(text: str) -> Parsed:
                 return _as_list(value)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and set(ln.strip()) - set("-|+: ")]
     if len(lines) > 1:
-        return [_split_line(ln) for ln in lines]
-    return _split_line(lines[0]) if lines else []
+        return [_split_line(ln, typed) for ln in lines]
+    return _split_line(lines[0], typed) if lines else []
 
 
 def _as_list(value: Any) -> Parsed:
@@ -57,18 +78,18 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _split_line(line: str) -> list[Any]:
+def _split_line(line: str, typed: bool = False) -> list[Any]:
     for sep in ("|", "\t"):
         if sep in line:
-            return [_unquote(v) for v in line.strip(sep).split(sep)]
+            return [_unquote(v, typed) for v in line.strip(sep).split(sep)]
     if line[0] in "[(":
         try:
-            value, end = _parse_value(line, 0)
+            value, end = _parse_value(line, 0, typed=typed)
             if not line[end:].strip():
                 return value if isinstance(value, list) else [value]
         except ValueError:
             pass
-    return [_unquote(v) for v in _split_commas(line)]
+    return [_unquote(v, typed) for v in _split_commas(line)]
 
 
 def _split_commas(line: str) -> list[str]:
@@ -93,11 +114,11 @@ def _split_commas(line: str) -> list[str]:
     return out
 
 
-def _unquote(token: str) -> Any:
+def _unquote(token: str, typed: bool = False) -> Any:
     token = token.strip()
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
         return token[1:-1]
-    return token
+    return bare_value(token, typed)
 
 
 def _skip_ws(text: str, i: int) -> int:
@@ -106,7 +127,7 @@ def _skip_ws(text: str, i: int) -> int:
     return i
 
 
-def _parse_value(text: str, i: int, depth: int = 0) -> tuple[Any, int]:
+def _parse_value(text: str, i: int, depth: int = 0, typed: bool = False) -> tuple[Any, int]:
     if depth > 3:
         raise ValueError("nested too deep")
     i = _skip_ws(text, i)
@@ -120,7 +141,7 @@ def _parse_value(text: str, i: int, depth: int = 0) -> tuple[Any, int]:
         if i < len(text) and text[i] == close:
             return items, i + 1
         while True:
-            item, i = _parse_value(text, i, depth + 1)
+            item, i = _parse_value(text, i, depth + 1, typed)
             items.append(item)
             i = _skip_ws(text, i)
             if i < len(text) and text[i] == ",":
@@ -152,6 +173,6 @@ def _parse_value(text: str, i: int, depth: int = 0) -> tuple[Any, int]:
     while j < len(text) and text[j] not in ",)]":
         j += 1
     token = text[i:j].strip()
-    if token in ("None", "null", "NULL"):
+    if token in _NULL_WORDS:
         return None, j
-    return token, j
+    return bare_value(token, typed), j

@@ -6,11 +6,16 @@ Three sources, one shape:
 * Spider format: ``spider/questions.json`` (``db``, ``query``, ``gold``, ``hardness``)
   and ``spider/database/<db>.sqlite``;
 * AgentBench DB-bench format: ``dbbench/*.jsonl`` (one task per line with its table
-  inline); one SQLite database is built per task.
+  inline); one SQLite database is built per task, the way AgentBench builds it on MySQL
+  (every column TEXT, cells ``str(value)``; `envs.sql.mysql_compat`), and the task's SQL is
+  read as MySQL (`SqlData.dialect`).
 
 Gold answers live in `SqlData.gold`, not in `TaskSpec.meta`, because task specs are
 listed to agents over HTTP. Splits of the real data are derived from a hash of the
 stable task id (60 % train, 20 % dev, 20 % test).
+
+Modes (`SqlData.apply_modes`): with ``tasks=gradable`` (the default) the tasks that cannot be
+graded honestly are withheld (`envs.sql.gradable`); ``tasks=all`` serves every task.
 """
 
 from __future__ import annotations
@@ -21,21 +26,28 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from envs.base import DataDir, DataDirError, EnvData, as_data_dir
-from envs.sql import generator, render
-from envs.sql.sandbox import SandboxDb, SessionDb, SqlLimits, serialize_file
+from envs.sql import generator, mysql_compat, render
+from envs.sql.sandbox import ExecResult, SandboxDb, SessionDb, SqlLimits, serialize_file
 from envs.sql.statements import has_top_level_order_by
 from envs.types import Split, TaskSpec
 
 _DB_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
 
+GRADING_MAX_ROWS = 100_000  # rows a grading run of a query may fetch (sessions keep their own limit)
+GOLD_TIME_LIMIT_S = 30.0  # a gold query (trusted) may run this long; the agent's keep the session's limit
+
+
 class SqlGold(BaseModel):
-    """What a task is graded against. `sql` is the gold query or statement(s); `label` the DB-bench answer."""
+    """What a task is graded against. `sql` is the gold query or statement(s) (DB-bench: as MySQL);
+    `label` the DB-bench answer. DB-bench tasks also carry their type, their one table's name and
+    columns, and (data changes) the table hash AgentBench compares (`answer_md5`)."""
 
     kind: Literal["query", "mutation"]
     db: str
@@ -43,6 +55,10 @@ class SqlGold(BaseModel):
     label: list[Any] | None = None
     ordered: bool = False
     source: str = "builtin"
+    task_type: str = ""
+    table: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    answer_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +81,24 @@ class DbBackend(Protocol):
         ...
 
 
+def _decode_text(raw: bytes) -> str:
+    return raw.decode(errors="ignore")
+
+
 class SqliteBackend:
-    """Each session deserializes the shared template into its own in-memory SQLite database."""
+    """Each session deserializes the shared template into its own in-memory SQLite database.
+
+    Its connection reads text as the Spider evaluator does (invalid UTF-8 bytes dropped) and knows
+    the DB-bench collation (`mysql_compat.COLLATION`)."""
 
     name = "sqlite"
 
     def open(self, key: str, template: DbTemplate, limits: SqlLimits) -> SessionDb:
-        return SandboxDb(template.data, limits)
+        db = SandboxDb(template.data, limits)
+        if db.conn is not None:
+            db.conn.text_factory = _decode_text
+            mysql_compat.register(db.conn)
+        return db
 
     def describe(self, key: str, template: DbTemplate) -> str:
         return template.schema
@@ -85,13 +112,48 @@ class SqlData(EnvData):
         self.gold = gold
         self.limits = limits or SqlLimits()
         self.backend: DbBackend = backend or SqliteBackend()
+        # results of gold queries, computed once per (task, variant) for grading
+        self.gold_results: dict[tuple[str, str], ExecResult] = {}
 
     def schema_text(self, key: str) -> str:
         return self.backend.describe(key, self.databases[key])
 
-    def open_db(self, key: str) -> SessionDb:
+    def open_db(self, key: str, limits: SqlLimits | None = None) -> SessionDb:
         """A new private copy of database `key` for one session (or for grading)."""
-        return self.backend.open(key, self.databases[key], self.limits)
+        return self.backend.open(key, self.databases[key], limits or self.limits)
+
+    @property
+    def grading_limits(self) -> SqlLimits:
+        """Limits of a grading run of the agent's SQL: the session's, with more rows."""
+        return self.limits.model_copy(update={"max_rows": max(self.limits.max_rows, GRADING_MAX_ROWS)})
+
+    @property
+    def gold_limits(self) -> SqlLimits:
+        """Limits of a run of gold SQL: grading limits with a longer time limit."""
+        return self.grading_limits.model_copy(update={"time_limit_s": max(self.limits.time_limit_s, GOLD_TIME_LIMIT_S)})
+
+    def dialect(self, gold: SqlGold, sql: str) -> str:
+        """SQL as this task's database runs it: DB-bench SQL is MySQL, rewritten for SQLite."""
+        if gold.source != "dbbench" or self.backend.name != "sqlite":
+            return sql
+        return mysql_compat.to_sqlite(sql, mysql_compat.digit_names([gold.table or "", *gold.columns]))
+
+    def run_fresh(self, gold: SqlGold, sql: str, trusted: bool = False) -> ExecResult:
+        """Run `sql` (in the task's dialect) on a fresh copy of the task's database, with grading
+        limits (`trusted`: gold SQL, with the gold limits)."""
+        db = self.open_db(gold.db, self.gold_limits if trusted else self.grading_limits)
+        try:
+            return db.execute(self.dialect(gold, sql))
+        finally:
+            db.close()
+
+    def apply_modes(self, modes: Mapping[str, str]) -> None:
+        if modes.get("tasks", "gradable") != "gradable":
+            return
+        from envs.sql.gradable import ungradable  # imports this module
+
+        for reason, ids in ungradable(self, official=modes.get("grading", "official") == "official").items():
+            self.withhold(ids, reason)
 
 
 def hash_split(task_id: str) -> Split:
@@ -99,11 +161,12 @@ def hash_split(task_id: str) -> Split:
     return Split.train if bucket < 6 else Split.dev if bucket < 8 else Split.test
 
 
-def template_from_bytes(data: bytes, sample_rows: int = 3) -> DbTemplate:
+def template_from_bytes(data: bytes, sample_rows: int = 3, quote: str = '"') -> DbTemplate:
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(data)
-        return DbTemplate(data=data, schema=render.schema(conn, sample_rows))
+        mysql_compat.register(conn)
+        return DbTemplate(data=data, schema=render.schema(conn, sample_rows, quote))
     finally:
         conn.close()
 
@@ -177,35 +240,19 @@ class DbBenchTask(BaseModel):
     type: list[str]
     add_description: str = ""
     source: str = ""
-
-
-_SAFE_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$")
-_PLAIN_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+    answer_md5: str | None = None
 
 
 def dbbench_database(table: DbBenchTable) -> bytes:
-    """An SQLite database holding the task's one inline table (declared types kept where well-formed)."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        cols = ", ".join(f"{render.quote_ident(c.name)} {c.type if _SAFE_TYPE.match(c.type) else 'TEXT'}"
-                         for c in table.table_info.columns)
-        name = render.quote_ident(table.table_name)
-        conn.execute(f"CREATE TABLE {name} ({cols})")
-        width = len(table.table_info.columns)
-        rows = [(list(r) + [None] * width)[:width] for r in table.table_info.rows]
-        conn.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * width)})", rows)
-        conn.commit()
-        return conn.serialize()
-    finally:
-        conn.close()
+    """An SQLite database holding the task's one inline table, built as AgentBench builds it."""
+    return mysql_compat.build_database(table.table_name, [c.name for c in table.table_info.columns], table.table_info.rows)
 
 
-def mysql_gold_to_sqlite(statement: str, table_name: str) -> str:
-    """The one MySQL-ism of DB-bench gold statements SQLite cannot read: an unquoted table name
-    that is not a valid SQLite identifier (e.g. starting with a digit). Quote it."""
-    if _PLAIN_IDENT.match(table_name) or not re.match(r"^\w+$", table_name):
-        return statement
-    return re.sub(rf"(?<![\w`\"']){re.escape(table_name)}(?![\w`\"'])", render.quote_ident(table_name), statement)
+def mysql_names_quoted(statement: str, table: DbBenchTable) -> str:
+    """A MySQL statement with the table's digit-leading names back-quoted (literals untouched),
+    so that it reads the same on SQLite and, via `envs.sql.postgres`, on PostgreSQL."""
+    names = mysql_compat.digit_names([table.table_name, *(c.name for c in table.table_info.columns)])
+    return mysql_compat.to_sqlite(statement, names, literals=False) if names else statement
 
 
 def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dict[str, SqlGold]]:
@@ -217,19 +264,22 @@ def load_dbbench(path: Path) -> tuple[list[TaskSpec], dict[str, DbTemplate], dic
         for i, line in enumerate(raw for raw in fh if raw.strip()):
             item = DbBenchTask.model_validate_json(line)
             task_type = item.type[0] if item.type else "other"
-            kind = "mutation" if task_type.upper() in ("INSERT", "UPDATE", "DELETE") else "query"
+            # as AgentBench's task.py decides it (case-sensitive): these types are graded by the table hash
+            kind = "mutation" if task_type in ("INSERT", "UPDATE", "DELETE") else "query"
             task_id = f"dbbench-{stem}-{i:03d}"
             key = f"dbbench/{stem}/{i:03d}"
-            templates[key] = template_from_bytes(dbbench_database(item.table))
+            templates[key] = template_from_bytes(dbbench_database(item.table), quote="`")
             instruction = f"{item.description}\n{item.add_description}".strip()
             tasks.append(TaskSpec(task_id=task_id, split=hash_split(task_id), instruction=instruction,
                                   meta={"db": key, "kind": kind, "source": "dbbench", "type": task_type,
                                         "table": item.table.table_name}))
+            common: dict[str, Any] = {"db": key, "source": "dbbench", "task_type": task_type, "table": item.table.table_name,
+                                      "columns": [c.name for c in item.table.table_info.columns]}
             if kind == "mutation":
-                statement = "; ".join(mysql_gold_to_sqlite(str(s), item.table.table_name) for s in item.label)
-                gold[task_id] = SqlGold(kind="mutation", db=key, sql=statement, source="dbbench")
+                statement = "; ".join(mysql_names_quoted(str(s), item.table) for s in item.label)
+                gold[task_id] = SqlGold(kind="mutation", sql=statement, answer_md5=item.answer_md5 or None, **common)
             else:
-                gold[task_id] = SqlGold(kind="query", db=key, label=item.label, source="dbbench")
+                gold[task_id] = SqlGold(kind="query", label=item.label, **common)
     return tasks, templates, gold
 
 

@@ -2,10 +2,13 @@
 
 Actions: ``execute[SQL]`` (or a fenced ```sql block) runs SQL and shows a truncated
 table or the database's error; ``submit[answer]`` and ``commit`` end the episode.
-Questions are graded on the submitted answer (`submit`) or on the result of the
-last query that returned rows (`commit`); data-changing tasks on the state of all
-tables after the agent's statements (either action; `submit`'s text is ignored)
-against the state after the gold statement on a fresh copy.
+Questions are graded on the submitted answer (`submit`) or on the last query that
+returned rows (`commit`); data-changing tasks on the state of the tables after the
+agent's statements (either action; `submit`'s text is ignored). The rules are the
+published evaluators' by default (mode ``grading=official``: test-suite-sql-eval for
+Spider, AgentBench's for DB-bench) or trajgym's tolerant ones (``grading=lenient``);
+see `envs.sql.grading`. Tasks that cannot be graded honestly are withheld unless
+``tasks=all`` (`envs.sql.gradable`). DB-bench SQL is read as MySQL (`envs.sql.mysql_compat`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from envs.actions import UnknownActionForm
-from envs.base import Env
-from envs.sql import expert, reward
+from envs.base import Env, ModeSpec
+from envs.sql import expert, grading
 from envs.sql.data import SqlData, SqlGold, load_builtin, load_dir
+from envs.sql.grading import GradeError
 from envs.sql.render import execution
 from envs.sql.sandbox import SessionDb
 from envs.sql.statements import find_sql_block, strip_fences
@@ -45,8 +49,10 @@ def make_tools(dialect: str) -> list[ToolSpec]:
     ]
 
 
-class GradeError(RuntimeError):
-    """The gold itself failed to run (a data problem, not the agent's)."""
+MYSQL_NOTE = ("This task's database follows MySQL conventions: quote names with backticks (`name`); '...' and \"...\" are "
+              "both string literals (with backslash escapes); text comparisons ignore case and accents.")
+
+__all__ = ["GradeError", "SqlEnv", "make_tools"]
 
 
 class SqlEnv(Env[SqlData]):
@@ -58,6 +64,15 @@ class SqlEnv(Env[SqlData]):
     system_prompt = ("You are an expert SQL agent working with a SQLite database. Explore it with SQL, then answer "
                      "the question or make the requested change. " + HELP)
     tools: ClassVar[list[ToolSpec]] = make_tools("SQLite")
+    modes: ClassVar[tuple[ModeSpec, ...]] = (
+        ModeSpec("grading", grading.GRADING_CHOICES,
+                 "official: the published evaluators (test-suite-sql-eval execution match for Spider, AgentBench's "
+                 "compare_results and table MD5 for DB-bench); lenient: normalised text, numeric tolerance, "
+                 "flexible answer shapes, normalised table comparison"),
+        ModeSpec("tasks", ("gradable", "all"),
+                 "gradable: withhold tasks that cannot be graded honestly (empty gold result, label matched by an "
+                 "empty answer, gold that changes nothing or cannot be reproduced); all: serve every task"),
+    )
 
     def __init__(self, data: SqlData) -> None:
         super().__init__(data)
@@ -84,7 +99,8 @@ class SqlEnv(Env[SqlData]):
         else:
             goal = (f"Question: {task.instruction}\nFind the answer with SQL queries, then reply submit[answer], or "
                     "commit to have the result of your last query graded.")
-        return f"{goal}\n\nDatabase schema:\n{self.data.schema_text(self.gold.db)}\n\n{HELP}"
+        note = f"\n{MYSQL_NOTE}" if self.gold.source == "dbbench" and self.data.backend.name == "sqlite" else ""
+        return f"{goal}\n\nDatabase schema:\n{self.data.schema_text(self.gold.db)}{note}\n\n{HELP}"
 
     def act(self, action: Action) -> StepResult:
         assert self.db is not None and self.gold is not None
@@ -132,7 +148,8 @@ class SqlEnv(Env[SqlData]):
                               info={"error": True})
         if "\x00" in sql:  # sqlite3 raises ValueError on NUL; neither backend can run it
             return StepResult(observation="Error: SQL must not contain NUL characters.", info={"error": True})
-        result = self.db.execute(sql)
+        assert self.gold is not None
+        result = self.db.execute(self.data.dialect(self.gold, sql))
         if result.error is None:
             self.executed.append(sql)
             if result.columns is not None:
@@ -140,56 +157,17 @@ class SqlEnv(Env[SqlData]):
         return StepResult(observation=execution(result, self.data.limits), info={"error": result.error is not None})
 
     # ----- grading ----------------------------------------------------------------------
-    def _fresh_db(self) -> SessionDb:
-        assert self.gold is not None
-        return self.data.open_db(self.gold.db)
-
     def gold_rows(self) -> list[tuple[Any, ...]]:
-        """The gold query's rows on a fresh copy of the database."""
-        assert self.gold is not None and self.gold.sql is not None
-        fresh = self._fresh_db()
-        try:
-            result = fresh.execute(self.gold.sql)
-        finally:
-            fresh.close()
-        if result.error is not None:
-            raise GradeError(f"gold query of {self.gold.db} failed: {result.error}")
-        return result.rows
+        """The gold query's rows (as written) on a fresh copy of the database."""
+        assert self.task is not None
+        return grading.written_gold(self.data, self.task.task_id)
 
     def _grade(self, answer: str | None) -> tuple[bool, str]:
-        assert self.gold is not None and self.db is not None
+        assert self.gold is not None and self.db is not None and self.task is not None
         if self.gold.kind == "mutation":
-            return self._grade_mutation()
-        if answer is None:  # commit: the last query's result
-            if self.last_rows is None:
-                return False, "Wrong: no query result to grade (run a query that returns rows, or use submit[answer])."
-            if self.last_truncated:
-                return False, "Wrong: the last query's result was cut off at the row limit."
-            if self.gold.sql is None:
-                ok = reward.label_matches(reward.flatten(self.last_rows), self.gold.label or [])
-            else:
-                ok = reward.rows_match(self.last_rows, self.gold_rows(), self.gold.ordered)
-            return ok, "Correct: your last query's result matches the expected answer." if ok else \
-                "Wrong: your last query's result does not match the expected answer."
-        if self.gold.sql is None:
-            gold_rows: list[Any] = [[v] for v in self.gold.label or []]
-            ok = reward.submission_matches(answer, gold_rows, ordered=False)
+            self.db.finish_transaction()
+            verdict = grading.grade_mutation(self.data, self.task.task_id, self.db.snapshot())
         else:
-            ok = reward.submission_matches(answer, self.gold_rows(), self.gold.ordered)
-        return ok, "Correct: your answer matches the expected answer." if ok else \
-            "Wrong: your answer does not match the expected answer."
-
-    def _grade_mutation(self) -> tuple[bool, str]:
-        assert self.gold is not None and self.gold.sql is not None and self.db is not None
-        self.db.finish_transaction()
-        actual = self.db.snapshot()
-        fresh = self._fresh_db()
-        try:
-            result = fresh.execute(self.gold.sql)
-            if result.error is not None:
-                raise GradeError(f"gold statement of {self.gold.db} failed: {result.error}")
-            expected = fresh.snapshot()
-        finally:
-            fresh.close()
-        ok, reason = reward.snapshots_match(actual, expected)
-        return ok, "Correct: the tables are in the expected state." if ok else f"Wrong: {reason}."
+            verdict = grading.grade_query(self.data, self.task.task_id, answer, self.last_sql, self.last_rows,
+                                          self.last_truncated)
+        return verdict.ok, verdict.message

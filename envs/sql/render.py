@@ -60,16 +60,17 @@ def execution(result: ExecResult, limits: SqlLimits) -> str:
     return text
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def quote_ident(name: str, quote: str = '"') -> str:
+    return quote + name.replace(quote, quote * 2) + quote
 
 
-def show_ident(name: str) -> str:
-    """A name as the agent should write it: bare when it is a plain identifier, else double-quoted."""
-    return name if _PLAIN.match(name) else quote_ident(name)
+def show_ident(name: str, quote: str = '"') -> str:
+    """A name as the agent should write it: bare when it is a plain identifier, else quoted
+    (double quotes; backticks for MySQL-style databases)."""
+    return name if _PLAIN.match(name) else quote_ident(name, quote)
 
 
-def schema(conn: sqlite3.Connection, sample_rows: int = 3) -> str:
+def schema(conn: sqlite3.Connection, sample_rows: int = 3, quote: str = '"') -> str:
     """Tables, columns with types and primary keys, foreign keys, row counts and sample rows."""
     names = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
@@ -78,13 +79,13 @@ def schema(conn: sqlite3.Connection, sample_rows: int = 3) -> str:
         q = quote_ident(name)
         cols = conn.execute(f"PRAGMA table_info({q})").fetchall()
         pk = [c[1] for c in sorted(cols, key=lambda c: c[5]) if c[5]]
-        col_text = ", ".join(f"{show_ident(c[1])} {c[2] or 'ANY'}".strip() + (" PRIMARY KEY" if c[5] and len(pk) == 1 else "")
+        col_text = ", ".join(f"{show_ident(c[1], quote)} {c[2] or 'ANY'}".strip() + (" PRIMARY KEY" if c[5] and len(pk) == 1 else "")
                              for c in cols)
         if len(pk) > 1:
-            col_text += f", PRIMARY KEY ({', '.join(show_ident(n) for n in pk)})"
+            col_text += f", PRIMARY KEY ({', '.join(show_ident(n, quote) for n in pk)})"
         count = conn.execute(f"SELECT COUNT(*) FROM {q}").fetchone()[0]
         fks = conn.execute(f"PRAGMA foreign_key_list({q})").fetchall()
-        lines = [f"Table {show_ident(name)} ({count} rows): {col_text}"]
+        lines = [f"Table {show_ident(name, quote)} ({count} rows): {col_text}"]
         for fk in fks:
             lines.append(f"  foreign key: {fk[3]} -> {fk[2]}.{fk[4]}")
         if sample_rows and count:

@@ -1,4 +1,7 @@
-"""Grading by execution result and by table comparison.
+"""Lenient grading (mode ``grading=lenient``) by execution result and by table comparison.
+
+The default, official grading is in `envs.sql.grading` (Spider's and AgentBench's own rules); this
+module is trajgym's tolerant comparison, kept as a named mode, plus the table snapshots both use.
 
 Values are normalised before comparison: strings are stripped, lower-cased and
 whitespace-collapsed; a string that reads as a number becomes that number (so
@@ -13,7 +16,8 @@ match within a relative tolerance of 1e-4 (absolute 1e-6).
   the gold's width are compared as rows; anything else is compared as the
   flattened list of values (row-major), as a multiset unless the gold orders.
 * Data changes (`snapshots_match`): every user table of the database — same
-  tables, same column names, same rows as a multiset (rowids ignored).
+  tables, same column names, same rows as a multiset (rowids ignored); values normalised as
+  above, or (``exact=True``, official grading of the built-in tasks) equal as Python values.
 """
 
 from __future__ import annotations
@@ -152,7 +156,14 @@ def snapshot(conn: sqlite3.Connection) -> Snapshot:
     return out
 
 
-def snapshots_match(actual: Snapshot, expected: Snapshot) -> tuple[bool, str]:
+def _bags_equal(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]]) -> bool:
+    try:
+        return Counter(tuple(r) for r in a) == Counter(tuple(r) for r in b)
+    except TypeError:
+        return False
+
+
+def snapshots_match(actual: Snapshot, expected: Snapshot, exact: bool = False) -> tuple[bool, str]:
     """Compare two database states table by table; returns (equal, reason when not)."""
     if set(actual) != set(expected):
         missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
@@ -163,6 +174,6 @@ def snapshots_match(actual: Snapshot, expected: Snapshot) -> tuple[bool, str]:
             return False, f"columns of table {name!r} differ"
         if len(a_rows) != len(rows):
             return False, f"table {name!r} has {len(a_rows)} rows, expected {len(rows)}"
-        if not rows_match(a_rows, rows):
+        if not (_bags_equal(a_rows, rows) if exact else rows_match(a_rows, rows)):
             return False, f"rows of table {name!r} differ"
     return True, ""

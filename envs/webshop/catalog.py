@@ -1,15 +1,16 @@
 """Product records: WebShop's published catalog format → immutable `Product`s.
 
-Reads both shapes WebShop's files come in: the processed records its engine
-stores (`Title`, `Description`, `BulletPoints`, `pricing` as floats, `options`)
-and the raw scraped ones (`name`, `full_description`, `small_description`,
-`pricing` as a "$a$b" string, `customization_options`). As WebShop's
-`load_products` does: asins that are 'nan' or longer than 10 characters and
-duplicates are skipped, option values are lower-cased with '/' → ' | ' (and,
-beyond WebShop, runs of whitespace such as no-break spaces become one space, so
-that agents can type them), a
-missing price becomes $100.0, and `Attributes` come from the instruction file
-when it lists the asin.
+As WebShop's `load_products` (engine.py) reads them: asins that are 'nan' or
+longer than 10 characters and repeated asins are skipped; the title is `name`,
+the description `full_description`, the bullet points `small_description` (a
+list, or one string made a one-item list); option values come from
+`customization_options`, stripped, '/' → ' | ', lower-cased (inner no-break
+spaces are kept, as WebShop keeps them); `pricing` is one price or a [low, high]
+range ($100.0 when missing) and the price tag is rebuilt from it; `Attributes`
+are the instruction file's `attributes` for the asin, else ['DUMMY_ATTR'].
+Processed records (the fields WebShop's engine writes: `Title`, `Description`,
+`BulletPoints`, `options`, `pricing` as floats) are read too, for the fields the
+raw ones lack.
 """
 
 from __future__ import annotations
@@ -81,14 +82,16 @@ def price_tag(pricing: tuple[float, ...]) -> str:
 
 
 def option_value(raw: str) -> str:
-    """WebShop's option normalisation, plus collapsing whitespace (no-break spaces occur in real values)."""
-    return " ".join(raw.replace("/", " | ").lower().split())
+    """WebShop's option normalisation: strip, '/' → ' | ', lower-case (no-break spaces inside are kept)."""
+    return raw.strip().replace("/", " | ").lower()
 
 
 def parse_options(record: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """`options` if the record has them, else derived from `customization_options`."""
-    options = record.get("options")
-    if isinstance(options, dict):
+    """From `customization_options` (WebShop's source), else from a processed record's `options`."""
+    if "customization_options" not in record:
+        options = record.get("options")
+        if not isinstance(options, dict):
+            return {}
         return {str(k).lower(): tuple(option_value(str(v)) for v in vals) for k, vals in options.items() if isinstance(vals, list)}
     out: dict[str, tuple[str, ...]] = {}
     custom = record.get("customization_options")
@@ -113,29 +116,53 @@ def _strings(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in values if v is not None)
 
 
+def _first(record: Mapping[str, Any], *keys: str) -> Any:
+    """The first of `keys` that the record has (WebShop's raw field first, then the processed one)."""
+    for key in keys:
+        if key in record and record[key] is not None:
+            return record[key]
+    return None
+
+
+def bullet_points(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """`small_description` as WebShop keeps it: a list as is, a single string as a one-item list."""
+    raw = _first(record, "small_description", "BulletPoints")
+    if raw is None:
+        return ()
+    return _strings(raw) if isinstance(raw, list) else (str(raw),)
+
+
+def attributes(ins: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """WebShop: the instruction file's `attributes` for the asin when it has that key, else ['DUMMY_ATTR']."""
+    if ins is None or "attributes" not in ins:
+        return ("DUMMY_ATTR",)
+    raw = ins["attributes"]
+    return _strings(raw) if isinstance(raw, list) else (str(raw),)
+
+
 def to_product(record: Mapping[str, Any], ins: Mapping[str, Any] | None) -> Product:
     """One catalog record (+ its entry of the instruction file, if any) → `Product`."""
     asin = str(record["asin"])
     pricing = parse_pricing(record.get("pricing"))
-    ins = ins or {}
-    attributes = ins.get("attributes") if isinstance(ins.get("attributes"), list) else record.get("Attributes")
-    instruction = ins.get("instruction") or None
+    instruction = (ins or {}).get("instruction")
+    title = _first(record, "name", "Title")
+    description = _first(record, "full_description", "Description")
     return Product(
         asin=asin,
-        title=str(record.get("Title") or record.get("name") or ""),
+        title="" if title is None else str(title),
         query=str(record.get("query", "")).lower().strip(),
         category=str(record.get("category", "")),
         product_category=str(record.get("product_category", "")),
-        description=str(record.get("Description") or record.get("full_description") or ""),
-        bullet_points=_strings(_as_list(record.get("BulletPoints", record.get("small_description")))),
-        attributes=_strings(attributes) if attributes else ("DUMMY_ATTR",),
+        description="" if description is None else str(description),
+        bullet_points=bullet_points(record),
+        attributes=attributes(ins),
         options=parse_options(record),
         pricing=pricing,
-        price_tag=str(record.get("Price") or price_tag(pricing)),
+        price_tag=price_tag(pricing),
         rating=str(record.get("Rating") or "N.A."),
         reviews=_reviews(record.get("Reviews")),
-        instruction=str(instruction) if instruction else None,
-        instruction_attributes=_strings(ins.get("instruction_attributes") or []),
+        instruction=None if instruction is None else str(instruction),
+        instruction_attributes=_strings((ins or {}).get("instruction_attributes") or []),
     )
 
 

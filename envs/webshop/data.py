@@ -21,7 +21,7 @@ from envs.types import TaskSpec
 from envs.webshop import builtin
 from envs.webshop.catalog import Product, build_products
 from envs.webshop.goals import SHUFFLE_SEED, Goal, purchase_prices, shuffled_with_splits, synthetic_goals
-from envs.webshop.reward import title_nouns
+from envs.webshop.nouns import NounTagger, TitleNouns, default_tagger
 from envs.webshop.search import SearchIndex
 
 
@@ -47,14 +47,21 @@ def read_files(data_dir: str | Path | DataDir) -> tuple[list[Any], dict[str, Any
     return records, ins
 
 
-class WebShopData(EnvData):
-    """Catalog, BM25 index, purchase prices and goals; one instance per service."""
+EAGER_NOUNS = 20_000
 
-    def __init__(self, products: Sequence[Product], source: str) -> None:
+
+class WebShopData(EnvData):
+    """Catalog, BM25 index, purchase prices, title nouns and goals; one instance per service."""
+
+    def __init__(self, products: Sequence[Product], source: str, tagger: NounTagger | None = None) -> None:
         self.source = source
         self.products: tuple[Product, ...] = tuple(products)
         self.by_asin: dict[str, int] = {p.asin.lower(): i for i, p in enumerate(self.products)}
-        self.nouns: tuple[frozenset[str], ...] = tuple(title_nouns(p.title) for p in self.products)
+        # The type reward's title nouns: tagged here for a catalog of WebShop's usual size, else on first use.
+        self.tagger: NounTagger = tagger or default_tagger()
+        self.nouns = TitleNouns([p.title for p in self.products], self.tagger)
+        if len(self.products) <= EAGER_NOUNS:
+            self.nouns.warm(range(len(self.products)))
         rng = random.Random(SHUFFLE_SEED)
         self.prices: tuple[float, ...] = tuple(purchase_prices(self.products, rng))
         ordered = shuffled_with_splits(synthetic_goals(self.products, self.prices, rng))
@@ -71,15 +78,16 @@ class WebShopData(EnvData):
         super().__init__(tasks)
 
 
-def from_records(records: Sequence[Any], ins: Mapping[str, Any], source: str) -> WebShopData:
-    return WebShopData(build_products(records, ins), source)
+def from_records(records: Sequence[Any], ins: Mapping[str, Any], source: str,
+                 tagger: NounTagger | None = None) -> WebShopData:
+    return WebShopData(build_products(records, ins), source, tagger)
 
 
-def load_data(data_dir: str | Path | DataDir | None = None) -> WebShopData:
+def load_data(data_dir: str | Path | DataDir | None = None, tagger: NounTagger | None = None) -> WebShopData:
     """Real files from `data_dir`, or the built-in catalog when it is None."""
     if data_dir is None:
         records, ins = builtin.generate()
-        return from_records(records, ins, "builtin")
+        return from_records(records, ins, "builtin", tagger)
     folder = as_data_dir(data_dir)
     records, ins = read_files(folder)
-    return from_records(records, ins, str(folder))
+    return from_records(records, ins, str(folder), tagger)

@@ -66,7 +66,7 @@ def _price_cap(price: float, rng: random.Random) -> tuple[float, str]:
 def synthetic_goals(products: Sequence[Product], prices: Sequence[float], rng: random.Random) -> list[Goal]:
     goals: list[Goal] = []
     for index, product in enumerate(products):
-        if not product.instruction or not product.instruction_attributes:
+        if product.instruction is None or not product.instruction_attributes:  # WebShop asserts attributes
             continue
         cap, price_text = _price_cap(prices[index], rng)
         names = sorted(product.options)

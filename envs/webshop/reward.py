@@ -1,121 +1,111 @@
-"""WebShop's purchase reward (`get_reward` of WebShop's goal.py), paid only at Buy Now.
+"""WebShop's purchase reward: `get_reward` of princeton-nlp/WebShop's engine/goal.py (@64fa2a5), paid at Buy Now.
 
-This follows the goal.py that AgentGym's WebShop server ships (the revision
-where goal options are passed as (name, value) pairs); a later WebShop revision
-matches 'size' exactly and also credits option values found in the product text.
+    reward = (n_att + n_opt + r_price) / (|attributes| + |options| + 1) × r_type
 
-    reward = r_type × (n_att + n_opt + r_price) / (|attributes| + |options| + 1)
+Official grading (the default) reproduces goal.py, quirks included:
 
-* |attributes|: the goal's attributes (the product's `instruction_attributes`);
-  n_att counts those that fuzzy-match (token-set ratio > 85) one of the bought
-  product's `Attributes`, or else appear as a substring of its title, bullet
-  points or description (lower-cased).
-* |options|: the goal's (name, value) options; n_opt counts those that
-  fuzzy-match (token-set ratio > 85) one of the options chosen at purchase.
-  Both sides are colour-normalised first: a chosen value becomes the first
-  colour word it contains; a goal option becomes its value if the value is a
-  colour word, else the text "name value" (WebShop passes the (name, value)
-  pair, which its fuzzy matcher turns into that text).
-  Deviation: WebShop's `normalize_color` tests colours as substrings, so
-  'rectangular' became 'tan' and 'r.brown2070' became 'brown', and even buying
-  the exact goal option failed to match it on ~6% of the real goals (measured
-  with substring matching and the colour list below: the expert scored 1 on
-  94.3%). Here a colour must occur as a whole word (not inside a longer run of
-  letters or digits). The colour list is this project's own, not WebShop's.
-* r_price: 1 if the price paid ≤ the goal's price cap, else 0.
-* r_type (product-type match), from the bought product P and goal product G:
-  query_match = P.query == G.query; category_match = the ' › '-separated parts
-  of their `product_category` share ≥ 2 items; title_score = |N(P) ∩ N(G)| /
-  |N(G)| over the titles' noun sets N (0.2 when N(G) is empty). r_type = 1, or
-  0.5 when none of query_match, category_match, title_score > 0.2 holds; 0.1
-  when title_score < 0.1; 0 when title_score = 0.
+* n_att: goal attributes that score > 85 (thefuzz 0.19 `token_set_ratio`, see
+  `envs.webshop.fuzzy`) against one of the bought product's `Attributes`, or else
+  occur as a substring of its lower-cased title, joined bullet points or description.
+* n_opt: goal options matched (> 85) by one of the chosen option values. The
+  chosen values go through WebShop's `normalize_color` as strings (substring
+  test: 'r.brown2070' → 'brown'); each goal option is the (name, value) tuple, so
+  it is only replaced when its value *is* a colour word, and is otherwise scored as
+  the tuple's `str()`: ``"('color', 'r.brown2070')"``, where a no-break space
+  appears as the four characters ``\\xa0``. An exact purchase can therefore miss
+  its option; that is the benchmark.
+* r_price: price paid ≤ the goal's cap (a bool; there is no price term when the
+  cap is ≤ 0, where WebShop's formula would fail).
+* r_type from query_match (same search query), category_match (≥ 2 shared
+  ' › '-separated `product_category` parts) and title_score =
+  |set(N_bought) ∩ set(N_goal)| / len(N_goal), N = the title's noun *list*
+  (`envs.webshop.nouns`; duplicates count in the denominator), 0.2 when N_goal is
+  empty: r_type = 1, or 0.5 if none of the three holds (title_score > 0.2);
+  then 0.1 if title_score < 0.1, and 0 if it is 0.
 
-Success is reward == 1. Fuzzy matching is RapidFuzz's `token_set_ratio` after
-thefuzz's preprocessing (ASCII only, non-alphanumerics → spaces, lower-case).
-Known deviation: WebShop finds title nouns with spaCy's POS tagger; spaCy and its
-model are not available here, so N(title) is the set of alphabetic words (≥ 2
-letters) that are not English function words or common product adjectives.
+`grading=lenient` changes only the option term: values are compared with their
+whitespace runs collapsed (so no-break spaces do not matter), a chosen value is
+colour-normalised only by a whole-word colour, the goal option is the text
+"name value", and a chosen value equal to the goal value always matches. An exact
+purchase then always gets its options.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from rapidfuzz import fuzz, utils
+from typing import Any
 
 from envs.webshop.catalog import Product
+from envs.webshop.colors import COLOR_SET, normalize_color, normalize_color_words
+from envs.webshop.fuzzy import token_set_ratio
 from envs.webshop.goals import Goal
 
 FUZZY_THRESHOLD = 85
-
-# Colour words, in the order they are tried (the first contained in a value wins).
-COLORS: tuple[str, ...] = (
-    "almond", "amber", "apricot", "aqua", "army green", "ash", "azure", "beige", "black", "blue", "blush",
-    "bronze", "brown", "burgundy", "camel", "camo", "caramel", "champagne", "charcoal", "cherry", "chocolate",
-    "clear", "coffee", "copper", "coral", "cream", "cyan", "denim", "emerald", "espresso", "fuchsia", "gold",
-    "gray", "green", "grey", "indigo", "ivory", "khaki", "lavender", "lemon", "lilac", "lime", "magenta",
-    "maroon", "mauve", "mint", "mocha", "multicolor", "mustard", "navy", "neon", "nude", "olive", "orange",
-    "peach", "pink", "plum", "purple", "rainbow", "red", "rose", "ruby", "rust", "sage", "sand", "silver",
-    "tan", "taupe", "teal", "turquoise", "violet", "white", "wine", "yellow",
-)
-_COLOR_SET = frozenset(COLORS)
-
-_WORD = re.compile(r"[a-z]+")
-# Words that are never the product type: function words, units and frequent modifiers.
-_NOT_NOUNS = frozenset(
-    ["a", "about", "above", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "for", "from", "has", "have", "he", "her", "his", "how", "if", "in", "into", "is", "it", "its", "just", "more", "most", "my", "new", "no", "not", "of", "off", "on", "one", "only", "or", "other", "our", "out", "over", "per", "pro", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too", "two", "three", "four", "five", "six", "up", "very", "was", "we", "were", "what", "when", "which", "while", "who", "will", "with", "without", "you", "your", "x", "xl", "xxl", "xs", "pcs", "pc", "pack", "oz", "ml", "fl", "lb", "lbs", "inch", "inches", "cm", "mm", "ft", "count", "ct", "small", "medium", "large", "big", "mini", "extra", "super", "ultra", "premium", "best", "high", "low", "soft", "hard", "light", "dark", "heavy", "long", "short", "wide", "easy", "natural", "organic", "fresh", "free", "compatible", "portable", "adjustable", "waterproof", "durable", "lightweight", "cute", "classic", "modern", "vintage", "casual", "slim", "fit", "full", "double", "single", "black", "white", "red", "blue", "green", "pink", "gray", "grey", "brown", "yellow", "purple", "orange", "silver", "gold", "clear", "multi", "womens", "mens", "women", "men", "girls", "boys", "kids"]
-)
-
-
-def title_nouns(title: str) -> frozenset[str]:
-    """Approximate noun set of a title (see the module docstring)."""
-    return frozenset(w for w in _WORD.findall(title.lower()) if len(w) >= 2 and w not in _NOT_NOUNS)
-
-
-def _process(text: str) -> str:
-    return utils.default_process(text.encode("ascii", "ignore").decode("ascii"))
-
-
-def fuzzy_match(a: str, b: str) -> bool:
-    return fuzz.token_set_ratio(a, b, processor=_process) > FUZZY_THRESHOLD
-
-
-_COLOR_WORDS = tuple((c, re.compile(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])")) for c in COLORS)
-
-
-def normalize_chosen(value: str) -> str:
-    """The first colour word the chosen value contains as a whole word, else the value."""
-    for color, pattern in _COLOR_WORDS:
-        if pattern.search(value):
-            return color
-    return value
-
-
-def normalize_goal_option(name: str, value: str) -> str:
-    return value if value in _COLOR_SET else f"{name} {value}"
+GRADINGS = ("official", "lenient")
 
 
 @dataclass(frozen=True, slots=True)
-class RewardBreakdown:
+class RewardInfo:
+    """The total and every part of WebShop's verbose info dict, plus the two match counts."""
+
     reward: float
     r_type: float
+    r_att: float
+    w_att: float
     query_match: bool
     category_match: bool
     title_score: float
-    attribute_matches: int
-    option_matches: int
-    price_ok: bool
+    r_option: float | None  # None when the goal has no options (WebShop then leaves the key out)
+    w_option: float | None
+    r_price: bool | None  # None when the cap is <= 0
+    w_price: float | None
+    num_attr_matches: int
+    num_option_matches: int
+
+    @property
+    def attribute_matches(self) -> int:
+        return self.num_attr_matches
+
+    @property
+    def option_matches(self) -> int:
+        return self.num_option_matches
+
+    @property
+    def price_ok(self) -> bool:
+        return bool(self.r_price)
+
+    def verbose(self) -> dict[str, Any]:
+        """WebShop's `get_reward(..., verbose=True)` info dict (keys absent where WebShop omits them) + the counts."""
+        info: dict[str, Any] = {"r_type": self.r_type, "r_att": self.r_att, "w_att": self.w_att,
+                                "query_match": self.query_match, "category_match": self.category_match,
+                                "title_score": self.title_score}
+        if self.r_option is not None:
+            info["r_option"], info["w_option"] = self.r_option, self.w_option
+        if self.r_price is not None:
+            info["r_price"], info["w_price"] = self.r_price, self.w_price
+        info["num_attr_matches"] = self.num_attr_matches
+        info["num_option_matches"] = self.num_option_matches
+        return info
 
 
-def type_reward(bought: Product, goal_product: Product, bought_nouns: frozenset[str],
-                goal_nouns: frozenset[str]) -> tuple[float, bool, bool, float]:
+def fuzzy_match(a: object, b: object) -> bool:
+    return token_set_ratio(a, b) > FUZZY_THRESHOLD
+
+
+def category_parts(product_category: str) -> set[str]:
+    return {x.strip() for x in product_category.split("›")}
+
+
+def type_reward(bought: Product, goal_product: Product, bought_nouns: Sequence[str],
+                goal_nouns: Sequence[str]) -> tuple[float, bool, bool, float]:
+    """(r_type, query_match, category_match, title_score) as WebShop's `get_type_reward`."""
     query_match = bought.query == goal_product.query
-    parts_b = {x.strip() for x in bought.product_category.split("›")}
-    parts_g = {x.strip() for x in goal_product.product_category.split("›")}
-    category_match = len(parts_b & parts_g) >= 2
-    title_score = len(bought_nouns & goal_nouns) / len(goal_nouns) if goal_nouns else 0.2
+    category_match = len(category_parts(bought.product_category) & category_parts(goal_product.product_category)) >= 2
+    if len(goal_nouns) == 0:
+        title_score = 0.2
+    else:
+        title_score = len(set(bought_nouns) & set(goal_nouns)) / len(goal_nouns)
     r_type = 1.0
     if not (query_match or category_match or title_score > 0.2):
         r_type = 0.5
@@ -140,25 +130,61 @@ def attribute_matches(bought: Product, goal_attributes: Sequence[str]) -> int:
     return n
 
 
-def option_matches(chosen: Mapping[str, str], goal_options: Sequence[tuple[str, str]]) -> int:
-    bought = [normalize_chosen(v) for v in chosen.values()]
+def official_option_matches(chosen_values: Sequence[str], goal_options: Sequence[tuple[str, str]]) -> int:
+    """WebShop's `get_option_reward` count: normalize_color on both sides, the goal side as (name, value) tuples."""
+    bought = [normalize_color(v) for v in chosen_values]
+    targets = [normalize_color((name, value)) for name, value in goal_options]
+    return sum(1 for g in targets if any(fuzzy_match(p, g) for p in bought))
+
+
+def _spaces(text: str) -> str:
+    return " ".join(text.split())
+
+
+def lenient_option_matches(chosen_values: Sequence[str], goal_options: Sequence[tuple[str, str]]) -> int:
+    bought = [_spaces(v) for v in chosen_values]
+    normalised = [normalize_color_words(v) for v in bought]
     n = 0
     for name, value in goal_options:
-        target = normalize_goal_option(name, value)
-        if any(fuzzy_match(b, target) for b in bought):
+        value = _spaces(value)
+        target = value if value in COLOR_SET else f"{_spaces(name)} {value}"
+        if any(v.lower() == value.lower() for v in bought) or any(fuzzy_match(p, target) for p in normalised):
             n += 1
     return n
 
 
+def option_matches(chosen: Mapping[str, str], goal_options: Sequence[tuple[str, str]], grading: str = "official") -> int:
+    values = list(chosen.values())
+    if grading == "lenient":
+        return lenient_option_matches(values, goal_options)
+    return official_option_matches(values, goal_options)
+
+
 def get_reward(bought: Product, goal_product: Product, goal: Goal, price: float, chosen: Mapping[str, str],
-               bought_nouns: frozenset[str] | None = None, goal_nouns: frozenset[str] | None = None) -> RewardBreakdown:
-    """Score buying `bought` at `price` with options `chosen` against `goal` (see the module docstring)."""
-    b_nouns = bought_nouns if bought_nouns is not None else title_nouns(bought.title)
-    g_nouns = goal_nouns if goal_nouns is not None else title_nouns(goal_product.title)
-    r_type, query_match, category_match, title_score = type_reward(bought, goal_product, b_nouns, g_nouns)
+               bought_nouns: Sequence[str] | None = None, goal_nouns: Sequence[str] | None = None,
+               grading: str = "official") -> RewardInfo:
+    """Score buying `bought` at `price` with options `chosen` against `goal` (see the module docstring).
+    Title nouns are tagged here when not given (callers with many purchases pass precomputed ones)."""
+    if grading not in GRADINGS:
+        raise ValueError(f"grading must be one of {', '.join(GRADINGS)}, not {grading!r}")
+    if bought_nouns is None or goal_nouns is None:
+        from envs.webshop.nouns import default_tagger
+
+        tagged = default_tagger().nouns([bought.title, goal_product.title])
+        bought_nouns = tagged[0] if bought_nouns is None else bought_nouns
+        goal_nouns = tagged[1] if goal_nouns is None else goal_nouns
+    r_type, query_match, category_match, title_score = type_reward(bought, goal_product, bought_nouns, goal_nouns)
     n_att = attribute_matches(bought, goal.attributes)
-    n_opt = option_matches(chosen, goal.options)
-    price_ok = price <= goal.price_upper
-    total = (n_att + n_opt + int(price_ok)) / (len(goal.attributes) + len(goal.options) + 1)
-    return RewardBreakdown(reward=total * r_type, r_type=r_type, query_match=query_match, category_match=category_match,
-                           title_score=title_score, attribute_matches=n_att, option_matches=n_opt, price_ok=price_ok)
+    n_opt = option_matches(chosen, goal.options, grading)
+    r_price = price <= goal.price_upper if goal.price_upper > 0 else None
+    n_attrs, n_opts = len(goal.attributes), len(goal.options)
+    denominator = n_attrs + n_opts + 1
+    total = (n_att + n_opt + (r_price or 0)) / denominator
+    total *= r_type
+    return RewardInfo(
+        reward=total, r_type=r_type, r_att=n_att / n_attrs if n_attrs else 0.0, w_att=n_attrs / denominator,
+        query_match=query_match, category_match=category_match, title_score=title_score,
+        r_option=n_opt / n_opts if n_opts else None, w_option=n_opts / denominator if n_opts else None,
+        r_price=r_price, w_price=1 / denominator if r_price is not None else None,
+        num_attr_matches=n_att, num_option_matches=n_opt,
+    )

