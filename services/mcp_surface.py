@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import types
 from mcp.server.lowlevel import Server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import DEFAULT_MAX_SESSIONS, StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
+from envs.actions import ActionParseError
 from envs.types import StepResult, ToolCall
 from services.openenv_surface import NoEpisode, status_of
 from services.sessions import Session
@@ -117,6 +118,7 @@ class McpSurface:
                           f"episode, then the env's tools; each result's structured content has reward, done and info."),
         )
         self.tools = self._tools()
+        known = [t.name for t in self.tools]
 
         @server.list_tools()
         async def list_tools() -> list[types.Tool]:
@@ -132,6 +134,8 @@ class McpSurface:
                     return _result(episode.current())
                 if name == EPISODE_CLOSE:
                     return _result(await episode.close())
+                if name not in known:
+                    raise ActionParseError(f"unknown tool {name!r}; tools: {', '.join(known)}")
                 return _result(await episode.step(name, arguments))
             except Exception as err:  # the SDK answers it as an isError result with the message
                 service.metrics.error(status_of(err))
@@ -139,8 +143,10 @@ class McpSurface:
 
         self.server = server
         settings = service.settings
+        # The env-session limit applies at episode_start (the service's table); MCP sessions without an
+        # episode are capped by the SDK's own bound, never below the service's session limit.
         self.manager = StreamableHTTPSessionManager(
-            app=server, session_idle_timeout=settings.session_ttl, max_sessions=settings.max_sessions,
+            app=server, session_idle_timeout=settings.session_ttl, max_sessions=max(settings.max_sessions, DEFAULT_MAX_SESSIONS),
             max_request_body_size=settings.max_body_bytes,
         )
 
