@@ -143,3 +143,15 @@ async def test_one_env_session_per_mcp_session_and_the_limit() -> None:
             assert httpx.get(f"{url}/v1/sessions/{started['session_id']}").status_code == 200
         await asyncio.sleep(0.2)
         assert httpx.get(url + "/healthz").json()["sessions"] == 0  # ending the MCP session closed its env session
+
+
+def test_readme_lists_each_env_tools_and_surfaces() -> None:
+    """The README's per-env surface table names every tool an env's MCP endpoint serves."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in ENVS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` | `http://HOST:"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3].endswith("/openenv`") and cells[4].endswith("/mcp`")
+        assert [t.strip(" `") for t in cells[5].split(",")] == [t.name for t in load_class(name).tools]

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envs.types import Split, ToolSpec
 from wire.env_api import MAX_ACTION_CHARS
+from wire.mcp_api import tool_input_schema
 
 # OpenEnv's HTTP profile ("openenv-http/1.x"): its own servers declare OpenAPI version 1.0.0.
 OPENENV_API_VERSION = "1.0.0"
@@ -63,11 +64,6 @@ class OpenEnvAction(BaseModel):
         return self
 
 
-def _tool_parameters(tool: ToolSpec) -> dict[str, Any]:
-    params = tool.json_schema()["function"]["parameters"]
-    return {**params, "additionalProperties": False}
-
-
 def action_schema(env_name: str, tools: list[ToolSpec], text_forms: list[str]) -> dict[str, Any]:
     """JSON Schema of the env's actions, one variant per tool (from its `ToolSpec`) plus text and list_tools."""
     metadata = {"type": "object", "description": "free-form, ignored by the env"}
@@ -86,7 +82,7 @@ def action_schema(env_name: str, tools: list[ToolSpec], text_forms: list[str]) -
             "type": "object",
             "description": t.description,
             "properties": {"type": {"const": "call_tool"}, "tool_name": {"const": t.name},
-                           "arguments": _tool_parameters(t), "metadata": metadata},
+                           "arguments": tool_input_schema(t), "metadata": metadata},
             "required": ["type", "tool_name", "arguments"],
             "additionalProperties": False,
         }
@@ -112,7 +108,7 @@ class McpTool(BaseModel):
 
 
 def openenv_tools(tools: list[ToolSpec]) -> list[McpTool]:
-    return [McpTool(name=t.name, description=t.description, input_schema=_tool_parameters(t)) for t in tools]
+    return [McpTool(name=t.name, description=t.description, input_schema=tool_input_schema(t)) for t in tools]
 
 
 # ----- observations and state -----------------------------------------------------------

@@ -43,7 +43,7 @@ def surfaces(base_url: str) -> dict[str, Surface]:
                            url=base + OPENENV_PREFIX, websocket=ws_base + OPENENV_PREFIX + "/ws",
                            client=f"openenv.GenericEnvClient(base_url={base + OPENENV_PREFIX!r}) (it appends /ws)"),
         "mcp": Surface(protocol="MCP, streamable HTTP: the env's tools plus episode_start / episode_observation / episode_close",
-                       url=base + MCP_PATH, client=f"mcp.client.streamable_http.streamablehttp_client({base + MCP_PATH!r})"),
+                       url=base + MCP_PATH, client=f"mcp.client.streamable_http.streamable_http_client({base + MCP_PATH!r})"),
         "gymnasium": Surface(protocol="gymnasium.Env over the v1 API", url=base + V1_PREFIX,
                              client=f"clients.gym_remote.RemoteGymEnv({base!r})"),
     }
