@@ -18,6 +18,7 @@ import anyio
 from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import DEFAULT_MAX_SESSIONS, StreamableHTTPSessionManager
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from envs.actions import ActionParseError
@@ -142,13 +143,7 @@ class McpSurface:
                 raise
 
         self.server = server
-        settings = service.settings
-        # The env-session limit applies at episode_start (the service's table); MCP sessions without an
-        # episode are capped by the SDK's own bound, never below the service's session limit.
-        self.manager = StreamableHTTPSessionManager(
-            app=server, session_idle_timeout=settings.session_ttl, max_sessions=max(settings.max_sessions, DEFAULT_MAX_SESSIONS),
-            max_request_body_size=settings.max_body_bytes,
-        )
+        self.manager: StreamableHTTPSessionManager | None = None
 
     def _tools(self) -> list[types.Tool]:
         env_cls = self.service.env_cls
@@ -162,9 +157,26 @@ class McpSurface:
         ]
         return tools + [types.Tool(name=n, description=d, inputSchema=s, outputSchema=OUTPUT_SCHEMA) for n, d, s in controls]
 
-    def run(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self.manager.run()
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Serve MCP sessions for the app's lifetime (a new SDK session manager each time: it runs only once)."""
+        settings = self.service.settings
+        # The env-session limit applies at episode_start (the service's table); MCP sessions without an
+        # episode are capped by the SDK's own bound, never below the service's session limit.
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server, session_idle_timeout=settings.session_ttl,
+            max_sessions=max(settings.max_sessions, DEFAULT_MAX_SESSIONS), max_request_body_size=settings.max_body_bytes,
+        )
+        try:
+            async with self.manager.run():
+                yield
+        finally:
+            self.manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI endpoint (an instance, not a function, so Starlette routes raw ASGI to it)."""
+        if self.manager is None:
+            response = JSONResponse({"detail": "the MCP endpoint is not running (the service is starting or stopping)"}, status_code=503)
+            await response(scope, receive, send)
+            return
         await self.manager.handle_request(scope, receive, send)
