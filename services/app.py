@@ -33,6 +33,7 @@ from services.body_limit import BodyLimitMiddleware
 from services.crash_guard import CrashGuardMiddleware
 from services.prometheus_metrics import ServiceMetrics
 from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
+from wire.surfaces import ServiceInfo, surfaces
 from wire.env_api import (
     ERROR_RESPONSES,
     Closed,
@@ -184,7 +185,8 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         if on_ready is not None:
             await on_ready(service)
         try:
-            yield
+            async with surfaces_running():  # OpenEnv + MCP (services/surfaces.py)
+                yield
         finally:
             reaper.cancel()
             service.sessions.close_all()
@@ -206,9 +208,9 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
 
     v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
-    @v1.get("/info", response_model=EnvInfo, summary="Env metadata: tools, action forms, limits, task counts")
-    async def info() -> EnvInfo:
-        return service.info
+    @v1.get("/info", response_model=ServiceInfo, summary="Env metadata: tools, action forms, limits, task counts, surfaces")
+    async def info(request: Request) -> ServiceInfo:
+        return ServiceInfo(**service.info.model_dump(), surfaces=surfaces(str(request.base_url)))
 
     @v1.get("/tasks", response_model=TaskList, summary="List tasks, optionally by split")
     async def tasks(split: Split | None = None, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000)) -> TaskList:
@@ -279,6 +281,8 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     from services.agentgym import agentgym_router
+    from services.surfaces import mount_surfaces
 
     app.include_router(agentgym_router(service))
+    surfaces_running = mount_surfaces(app, service)
     return app
