@@ -214,7 +214,7 @@ def eval_run(
     """Score runs per env and split side by side (env errors count as not solved, infra errors are excluded
     from the denominators); or run a suite. Exits 5 when a run has env errors, unless --allow-env-errors."""
     from collector.display import comparison_table
-    from store.scoring import env_error_count, eval_payload, score_model, score_runs
+    from store.scoring import env_error_count, eval_payload, mixed_modes, score_model, score_runs
     from store import RunNotFound, Store
 
     console = Console(stderr=as_json)
@@ -235,7 +235,7 @@ def eval_run(
         try:
             scored = score_runs(s, runs or [])
             if model_name is not None:
-                scored.append(score_model(s, model_name))
+                scored.extend(score_model(s, model_name))
         except RunNotFound as err:
             raise _fail(console, str(err)) from err
     finally:
@@ -244,6 +244,9 @@ def eval_run(
         sys.stdout.write(json.dumps(eval_payload(scored), indent=2) + "\n")
     else:
         console.print(comparison_table(scored, title="eval " + " vs ".join(r.run for r in scored)))
+        if mixed_modes(scored):
+            console.print("[yellow]note:[/yellow] these runs were collected under different env modes (see the column "
+                          "headers): their scores are not comparable")
     _check_env_errors(console, env_error_count(scored), allow_env_errors)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from collector.collect import RunSummary
-from store.scoring import RunScores, SplitScore
+from store.scoring import RunScores, SplitScore, modes_label
 from collector.stats import Stats
 
 
@@ -150,7 +150,7 @@ def comparison_table(runs: Sequence[RunScores], title: str = "eval") -> Table:
     table.add_column("split")
     table.add_column("metric")
     for r in runs:
-        table.add_column(f"{r.run}\n{r.model or r.policy}", justify="right")
+        table.add_column(f"{r.run}\n{r.model or r.policy}\n{modes_label(r.modes)}", justify="right")
     keys = sorted({(s.env, s.split) for r in runs for s in r.scores})
     index = [{(s.env, s.split): s for s in r.scores} for r in runs]
     ks = sorted({k for r in runs for s in r.scores for k in s.pass_at_k}, key=int)

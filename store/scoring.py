@@ -57,7 +57,27 @@ class RunScores(BaseModel):
     model: str | None
     policy: str
     prompt_format: str
+    modes: dict[str, str] = {}  # the env's named modes the run was collected under (`run_modes`)
     scores: list[SplitScore]
+
+
+# Runs stored before the env's modes were recorded were graded by trajgym's earlier graders (the ones
+# the `lenient` modes keep today), not the published ones: they show as this, never as the default.
+LEGACY_MODES: dict[str, str] = {"grading": "legacy"}
+
+
+def run_modes(run: dict[str, Any]) -> dict[str, str]:
+    """The env modes of a stored run, from its provenance; `LEGACY_MODES` for a run stored before modes were."""
+    prov = run.get("provenance")
+    env = prov.get("env") if isinstance(prov, dict) else None
+    modes = env.get("modes") if isinstance(env, dict) else None
+    if isinstance(modes, dict):
+        return {str(k): str(v) for k, v in sorted(modes.items())}
+    return dict(LEGACY_MODES)
+
+
+def modes_label(modes: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(modes.items())) or "default"
 
 
 def task_tallies(store: Store, run_id: int | Sequence[int]) -> list[TaskTally]:
@@ -115,20 +135,38 @@ def score_runs(store: Store, names: Sequence[str], ks: Sequence[int] | None = No
     for name in names:
         r = store.get_run(name)
         out.append(RunScores(run=name, run_id=r["id"], env=r["env"], model=r["model"], policy=r["policy"],
-                             prompt_format=r["prompt_format"], scores=score_run(store, r["id"], ks)))
+                             prompt_format=r["prompt_format"], modes=run_modes(r), scores=score_run(store, r["id"], ks)))
     return out
 
 
-def score_model(store: Store, model: str, ks: Sequence[int] | None = None) -> RunScores:
-    """All runs of one model pooled: every stored sample of a task counts (pass@k over all of them)."""
+def score_model(store: Store, model: str, ks: Sequence[int] | None = None) -> list[RunScores]:
+    """All runs of one model pooled: every stored sample of a task counts (pass@k over all of them).
+
+    Runs collected under different env modes are never pooled: one `RunScores` per distinct set of
+    modes (a single one when every run agrees)."""
     runs = [r for r in store.list_runs() if r["model"] == model]
     if not runs:
         raise RunNotFound(f"no run of model {model!r} in this store")
-    envs = sorted({r["env"] for r in runs})
-    return RunScores(run="model:" + model + " (" + ", ".join(r["name"] for r in runs) + ")", run_id=-1,
-                     env=", ".join(envs), model=model, policy=runs[0]["policy"],
-                     prompt_format=", ".join(sorted({r["prompt_format"] for r in runs})),
-                     scores=score_tallies(task_tallies(store, [r["id"] for r in runs]), ks))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(modes_label(run_modes(r)), []).append(r)
+    out = []
+    for label, group in sorted(groups.items()):
+        envs = sorted({r["env"] for r in group})
+        suffix = f" [{label}]" if len(groups) > 1 else ""
+        out.append(RunScores(run="model:" + model + suffix + " (" + ", ".join(r["name"] for r in group) + ")", run_id=-1,
+                             env=", ".join(envs), model=model, policy=group[0]["policy"],
+                             prompt_format=", ".join(sorted({r["prompt_format"] for r in group})),
+                             modes=run_modes(group[0]), scores=score_tallies(task_tallies(store, [r["id"] for r in group]), ks)))
+    return out
+
+
+def mixed_modes(runs: Sequence[RunScores]) -> bool:
+    """True when runs shown side by side were collected under different modes of the same env."""
+    by_env: dict[str, set[str]] = {}
+    for r in runs:
+        by_env.setdefault(r.env, set()).add(modes_label(r.modes))
+    return any(len(labels) > 1 for labels in by_env.values())
 
 
 def env_error_count(runs: Sequence[RunScores]) -> int:
@@ -144,6 +182,7 @@ def eval_payload(runs: Sequence[RunScores]) -> dict[str, Any]:
     """`{"runs": [...]}`; with a single run also its `run` and `scores` at the top (the earlier shape)."""
     payload: dict[str, Any] = {}
     if len(runs) == 1:
-        payload = {"run": runs[0].run, "scores": [s.model_dump(mode="json") for s in runs[0].scores]}
+        payload = {"run": runs[0].run, "modes": runs[0].modes, "scores": [s.model_dump(mode="json") for s in runs[0].scores]}
     payload["runs"] = [r.model_dump(mode="json") for r in runs]
+    payload["mixed_modes"] = mixed_modes(runs)
     return payload

@@ -139,3 +139,24 @@ def test_postgres_gives_the_same_documents_as_sqlite(pg_url: str, tmp_path: Path
     finally:
         pg.close()
         lite.close()
+
+
+def test_compare_keeps_runs_under_different_modes_apart(tmp_path: Path) -> None:
+    """Two runs of one model, one under grading=official and one stored before modes (legacy): two series."""
+    from sqlalchemy import update
+
+    from store.models import Run
+
+    db = tmp_path / "modes.db"
+    store = Store(f"sqlite:///{db}")
+    seed_run(store, RunSpec("old", "webshop", "model-a", tasks_for("webshop", 10), skill=0.2, seed=1))
+    seed_run(store, RunSpec("new", "webshop", "model-a", tasks_for("webshop", 10), skill=0.9, seed=2))
+    with store.engine.begin() as conn:
+        conn.execute(update(Run).where(Run.name == "new").values(provenance={"env": {"modes": {"grading": "official"}}}))
+    store.close()
+    data = queries.compare_models(ReadStore(str(db)))
+    rows = {(s.model, s.modes): s for s in data.scores if s.env == "webshop"}
+    assert set(rows) == {("model-a · grading=legacy", "grading=legacy"), ("model-a · grading=official", "grading=official")}
+    assert all(s.runs == 1 for s in rows.values())
+    summaries = {r.name: r.modes for r in queries.list_runs(ReadStore(str(db))).runs}
+    assert summaries == {"old": {"grading": "legacy"}, "new": {"grading": "official"}}

@@ -85,7 +85,7 @@ def test_score_model_pools_all_runs_of_a_model(store: Store) -> None:
     from store.scoring import score_model
 
     build_run(store, "A2", [_e("tc", 0, "success", 1.0, 1, split="test")], tasks=TASKS, samples=1, model="model-a")
-    pooled = score_model(store, "model-a")
+    [pooled] = score_model(store, "model-a")
     assert pooled.model == "model-a" and "A" in pooled.run and "A2" in pooled.run
     test, train = pooled.scores
     # test: tc has 2 failures (A) + 1 success (A2) -> n=3, c=1
@@ -98,6 +98,28 @@ def test_score_model_pools_all_runs_of_a_model(store: Store) -> None:
 
     with pytest.raises(RunNotFound):
         score_model(store, "nobody")
+
+
+def test_runs_under_different_modes_are_never_pooled(store: Store) -> None:
+    """A run collected under grading=official and one stored before modes were recorded (legacy) stay apart."""
+    from sqlalchemy import update
+
+    from store.models import Run
+    from store.scoring import eval_payload, mixed_modes, run_modes, score_model, score_runs
+
+    build_run(store, "A2", [_e("tc", 0, "success", 1.0, 1, split="test")], tasks=TASKS, samples=1, model="model-a")
+    with store.engine.begin() as conn:
+        conn.execute(update(Run).where(Run.name == "A2").values(provenance={"env": {"name": "webshop", "modes": {"grading": "official"}}}))
+    assert run_modes(store.get_run("A")) == {"grading": "legacy"}
+    assert run_modes(store.get_run("A2")) == {"grading": "official"}
+    groups = score_model(store, "model-a")
+    assert sorted(g.modes["grading"] for g in groups) == ["legacy", "official"]
+    official = next(g for g in groups if g.modes["grading"] == "official")
+    assert "A2" in official.run and "(A)" not in official.run
+    assert sum(s.episodes for s in official.scores) == 1
+    runs = score_runs(store, ["A", "A2"])
+    assert mixed_modes(runs) and eval_payload(runs)["mixed_modes"] is True
+    assert not mixed_modes(score_runs(store, ["A"]))
 
 
 def _app() -> Any:
@@ -227,3 +249,11 @@ def test_suite_with_the_expert_policy_gives_a_reference_score(counter_url: str, 
     assert report["policy"] == "expert" and report["model"] is None
     assert [(t["task_id"], t["samples"], t["successes"]) for t in report["per_task"]] == [("counter-3", 1, 1),
                                                                                          ("counter-4", 1, 1)]
+
+
+def test_export_sidecar_names_the_modes_of_a_legacy_run() -> None:
+    from collector.export.pipeline import runs_provenance
+
+    prov = {"env": {"modes": {"grading": "official"}}}
+    assert runs_provenance([{"name": "old", "provenance": None}, {"name": "new", "provenance": prov}]) == {
+        "old": {"recorded": False, "env": {"modes": {"grading": "legacy"}}}, "new": prov}

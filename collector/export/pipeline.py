@@ -27,6 +27,7 @@ from collector.export.source import (
 from collector.export.tools import stored_tools, tools_for
 from collector.export.writers import write_hf_dir, write_jsonl, write_parquet
 from store.repo import Store
+from store.scoring import run_modes
 
 
 class ExportSummary(BaseModel):
@@ -62,8 +63,9 @@ def iter_rows(store: Store, episodes: Sequence[EpisodeMeta], fmt: ExportFormat, 
 
 
 def runs_provenance(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """{run name: its provenance record (None for a run stored before provenance was recorded)}."""
-    return {r["name"]: r.get("provenance") for r in runs}
+    """{run name: its provenance record}; a run stored before provenance was recorded gets
+    `{"recorded": false, "env": {"modes": {"grading": "legacy"}}}` (it was graded by the earlier graders)."""
+    return {r["name"]: r.get("provenance") or {"recorded": False, "env": {"modes": run_modes(r)}} for r in runs}
 
 
 def _write_sidecar(path: Path, provenance: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from store.scoring import score_run
+from store.scoring import modes_label, run_modes, score_run
 from store.models import Episode, Run, Turn
 from services.dashboard.db import ReadStore
 from services.dashboard.schemas import (
@@ -126,7 +126,7 @@ def _summaries(conn: Connection, runs: list[dict[str, Any]]) -> list[RunSummary]
         outcomes = {o: _int(n) for o, n in zip(OUTCOMES, outs)}
         out.append(RunSummary(
             id=r["id"], name=r["name"], model=r["model"], policy=r["policy"], prompt_format=r["prompt_format"],
-            env=r["env"], splits=splits.get(r["id"], []), created_at=aware(r["created_at"]),
+            env=r["env"], modes=run_modes(r), splits=splits.get(r["id"], []), created_at=aware(r["created_at"]),
             total_episodes=r["total_episodes"], done=done, pending=pending, claimed=claimed, scored=scored,
             successes=_int(succ), success_rate=_ratio(succ, scored), mean_reward=_ratio(rsum, scored),
             mean_turns=_ratio(tsum, scored), outcomes=outcomes, env_errors=outcomes["env_error"],
@@ -196,34 +196,48 @@ CURVE_NOTE = ("Progress rate at turn t, as AgentBoard plots it, with the final p
               "figure count 1 if solved, else 0. Infra errors are excluded.")
 
 
+def _compare_labels(runs: list[tuple[int, str | None, str, Any]]) -> tuple[dict[int, str], dict[str, str]]:
+    """Per run id, the series it joins on the compare page, and per series its env modes. A model whose runs
+    were collected under different modes gets one series per mode set (` · grading=...`): never pooled."""
+    modes = {rid: modes_label(run_modes({"provenance": prov})) for rid, _, _, prov in runs}
+    names = {rid: model_label(model, policy) for rid, model, policy, _ in runs}
+    seen: dict[str, set[str]] = {}
+    for rid in names:
+        seen.setdefault(names[rid], set()).add(modes[rid])
+    label = {rid: names[rid] if len(seen[names[rid]]) == 1 else f"{names[rid]} · {modes[rid]}" for rid in names}
+    return label, {label[rid]: modes[rid] for rid in names}
+
+
 def compare_models(store: ReadStore, split: str | None = None) -> Comparison:
     with store.engine.begin() as conn:
         if not store.has_tables(conn):
             return Comparison(split=split, models=[], envs=[], splits=[], scores=[], curves=[], curve_note=CURVE_NOTE)
         splits = [s for (s,) in conn.execute(select(Episode.split).group_by(Episode.split).order_by(Episode.split))]
         where = [Episode.split == split] if split else []
-        base = select(Run.model, Run.policy, Episode.env).join(Run, Run.id == Episode.run_id).where(*where)
-        rows = conn.execute(base.add_columns(
-            func.count(func.distinct(Episode.run_id)), _count(_SCORED), _count(_SCORED & (Episode.success == True)),
+        # runs collected under different env modes are different rows: never pooled into one score
+        label, series_modes = _compare_labels([tuple(r) for r in conn.execute(select(Run.id, Run.model, Run.policy,
+                                                                                      Run.provenance))])
+        rows = conn.execute(select(Episode.run_id, Episode.env).where(*where).add_columns(
+            _count(_SCORED), _count(_SCORED & (Episode.success == True)),
             func.sum(case((_SCORED, Episode.reward), else_=None)), func.sum(case((_SCORED, _PROGRESS), else_=None)),
             _count(_DONE & (Episode.outcome == "infra_error")),
-        ).group_by(Run.model, Run.policy, Episode.env)).all()
-        turn_rows = conn.execute(select(Run.model, Run.policy, Episode.env, Episode.turns, func.count(),
+        ).group_by(Episode.run_id, Episode.env)).all()
+        turn_rows = conn.execute(select(Episode.run_id, Episode.env, Episode.turns, func.count(),
                                         func.sum(_PROGRESS), _count(Episode.success == True))
-                                 .join(Run, Run.id == Episode.run_id).where(_SCORED, *where)
-                                 .group_by(Run.model, Run.policy, Episode.env, Episode.turns)).all()
+                                 .where(_SCORED, *where)
+                                 .group_by(Episode.run_id, Episode.env, Episode.turns)).all()
     merged: dict[tuple[str, str], list[Any]] = {}
-    for model, policy, env, runs, scored, succ, rsum, psum, infra in rows:
-        acc = merged.setdefault((model_label(model, policy), env), [0, 0, 0, 0.0, 0.0, 0])
-        for i, v in enumerate((runs, scored, succ, rsum, psum, infra)):
+    for run_id, env, scored, succ, rsum, psum, infra in rows:
+        acc = merged.setdefault((label[run_id], env), [0, 0, 0, 0.0, 0.0, 0])
+        for i, v in enumerate((1, scored, succ, rsum, psum, infra)):
             acc[i] += v or 0
-    scores = [ModelEnvScore(model=m, env=e, runs=int(a[0]), scored=int(a[1]), successes=int(a[2]),
+    scores = [ModelEnvScore(model=m, modes=series_modes[m], env=e, runs=int(a[0]), scored=int(a[1]), successes=int(a[2]),
                             success_rate=_ratio(a[2], int(a[1])), mean_reward=_ratio(a[3], int(a[1])),
                             mean_progress=_ratio(a[4], int(a[1])), infra_errors=int(a[5]))
               for (m, e), a in sorted(merged.items())]
     hist: dict[tuple[str, str], dict[int, tuple[int, float, int]]] = {}
-    for model, policy, env, turns, n, psum, ssum in turn_rows:
-        h = hist.setdefault((model_label(model, policy), env), {})
+    for run_id, env, turns, n, psum, ssum in turn_rows:
+        h = hist.setdefault((label[run_id], env), {})
         t = int(turns or 0)
         c, p, s = h.get(t, (0, 0.0, 0))
         h[t] = (c + int(n), p + float(psum or 0.0), s + int(ssum or 0))

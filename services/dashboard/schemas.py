@@ -26,6 +26,8 @@ class RunSummary(BaseModel):
     policy: str
     prompt_format: str
     env: str
+    modes: dict[str, str] = Field(default_factory=dict, description="env modes the run was collected under "
+                                                                   "(grading=legacy: stored before modes were recorded)")
     splits: list[str]
     created_at: datetime
     total_episodes: int
@@ -57,6 +59,8 @@ class RunList(BaseModel):
 
 class ModelEnvScore(BaseModel):
     model: str
+    modes: str = Field(default="", description="env modes of the runs pooled here (all the same: runs under "
+                                                "different modes are separate rows)")
     env: str
     runs: int
     scored: int
