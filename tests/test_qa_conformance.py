@@ -104,7 +104,7 @@ def test_empty_finish_is_graded_zero_by_default(builtin: QaData) -> None:
         got = finished(env, action)
         assert got["done"] is True and got["reward"] == 0.0 and got["success"] is False, action
         assert (got["em"], got["f1"], got["precision"], got["recall"]) == (0.0, 0.0, 0.0, 0.0)
-        assert got["observation"] == "Episode finished, reward = 0"
+        assert got["observation"] == "Episode finished, reward = 0\n"
         assert env.done and env.turns == 1
 
 
@@ -125,22 +125,23 @@ def test_lenient_grading_refuses_an_empty_answer() -> None:
     assert not r.done and r.info["invalid_action"] is True and "Empty answer" in r.observation
     r = env.step("finish[Brackwater]")
     assert r.done and r.reward == 1.0 and r.info["success"] is True
-    assert QaEnv.info(data).modes == {"grading": "lenient"}
+    assert QaEnv.info(data).modes == {"grading": "lenient", "observation": "react", "parsing": "strict"}
     with pytest.raises(ModeError):
         QaEnv.load_data(None, {"grading": "generous"})
 
 
 def test_default_mode_is_official(builtin: QaData) -> None:
     info = QaEnv.info(builtin)
-    assert info.modes == {"grading": "official"}
-    assert info.mode_choices == {"grading": ["official", "lenient"]}
+    assert info.modes == {"grading": "official", "observation": "react", "parsing": "strict"}
+    assert info.mode_choices == {"grading": ["official", "lenient"], "observation": ["react", "sentences"],
+                                 "parsing": ["strict", "lenient"]}
 
 
 async def test_empty_finish_graded_zero_over_http(builtin: QaData) -> None:
     app = create_app(QaEnv, data=builtin)
     with running_server(app) as url:
         async with AsyncEnvClient(url) as client:
-            assert (await client.info()).modes == {"grading": "official"}
+            assert (await client.info()).modes["grading"] == "official"
             for action in ["finish[]", {"name": "finish", "arguments": {"answer": ""}}]:
                 sid = (await client.create(task_id="builtin-005")).session_id
                 result = await client.step(sid, action)

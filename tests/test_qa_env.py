@@ -1,4 +1,7 @@
-"""The QA env on its built-in data: actions, bad actions, grading, progress, expert, gym."""
+"""The QA env on its built-in data: actions, bad actions, grading, progress, expert, gym.
+
+ReAct's own rules (the default modes) are tested in test_qa_react.py; the tests here marked
+"earlier modes" check trajgym's former behaviour, kept as `observation=sentences` + `parsing=lenient`."""
 
 from __future__ import annotations
 
@@ -17,10 +20,26 @@ def data() -> QaData:
     return QaEnv.load(None)
 
 
+EARLIER_MODES = {"observation": "sentences", "parsing": "lenient"}
+
+
 @pytest.fixture()
 def env(data: QaData) -> QaEnv:
     e = QaEnv(data)
     e.reset(task_id="builtin-001")  # composer of The Glass Orchard → Brackwater
+    return e
+
+
+@pytest.fixture(scope="module")
+def earlier_data() -> QaData:
+    return QaEnv.load_data(None, EARLIER_MODES)
+
+
+@pytest.fixture()
+def earlier(earlier_data: QaData) -> QaEnv:
+    """An episode in the earlier (friendlier) modes."""
+    e = QaEnv(earlier_data)
+    e.reset(task_id="builtin-001")
     return e
 
 
@@ -47,7 +66,8 @@ def test_search_exact_title_shows_first_sentences(env: QaEnv) -> None:
     assert r.info["found"] is True and not r.done
 
 
-def test_search_miss_lists_similar_titles_and_clears_page(env: QaEnv) -> None:
+def test_earlier_modes_search_miss_lists_similar_titles_and_clears_page(earlier: QaEnv) -> None:
+    env = earlier
     env.step("search[Ilse Marrow]")
     r = env.step("search[Glass Orchard opera]")
     assert r.observation.startswith("Could not find Glass Orchard opera. Similar: [")
@@ -61,7 +81,8 @@ def test_search_disambiguation_page_vs_exact(env: QaEnv) -> None:
     assert env.step("search[The Salt Road (film)]").observation.startswith("The Salt Road is a 1958 Ostrenian drama film")
 
 
-def test_lookup_walks_through_sentences(env: QaEnv) -> None:
+def test_earlier_modes_lookup_walks_through_sentences(earlier: QaEnv) -> None:
+    env = earlier
     env.step("search[Marta Kessel]")
     first = env.step("lookup[halvard]").observation
     assert first == "(Result 1 / 1) She received the Halvard Prize in Literature in 1955."
@@ -74,7 +95,8 @@ def test_lookup_walks_through_sentences(env: QaEnv) -> None:
     assert env.step("lookup[Osk]").observation == "(Result 1 / 1) She grew up in Osk and worked as a reporter for The Merrowgate Courier."
 
 
-def test_bad_actions_give_feedback_and_change_nothing(env: QaEnv) -> None:
+def test_earlier_modes_bad_actions_give_feedback_and_change_nothing(earlier: QaEnv) -> None:
+    env = earlier
     r = env.step("lookup[composer]")
     assert "no current page" in r.observation and r.info["invalid_action"] and not r.done
     env.step("search[Ilse Marrow]")
@@ -99,7 +121,7 @@ def test_wrong_answer_ends_episode_with_f1(env: QaEnv) -> None:
     r = env.step("finish[Brackwater Castle]")
     assert r.done and r.reward == 0.0 and r.info["success"] is False
     assert r.info["f1"] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
-    assert r.observation == "Episode finished, reward = 0"
+    assert r.observation == "Episode finished, reward = 0\n"  # HotPotQAWrapper's text, newline included
     assert r.info["gold_answer"] == "Brackwater"
 
 

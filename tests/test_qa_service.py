@@ -19,7 +19,7 @@ async def test_expert_episode_over_http_and_malformed_requests() -> None:
         async with AsyncEnvClient(url) as client:
             info = await client.info()
             assert info.name == "qa" and info.has_expert and info.has_progress
-            assert info.text_actions == ["search[{entity}]", "lookup[{keyword}]", "finish[{answer}]"]
+            assert info.text_actions == ["search[{entity}]", "lookup[{keyword}]", "finish[{answer}]", "think[{thought}]"]
             created = await client.create(task_id="builtin-005")
             assert created.observation.startswith("Question: Who left his fortune")
             sid = created.session_id
@@ -41,8 +41,8 @@ async def test_expert_episode_over_http_and_malformed_requests() -> None:
                     raise AssertionError(f"{bad!r} was accepted")
             state = await client.state(sid)
             assert state.turns == 0  # malformed requests used no turn
-            step = await client.step(sid, "lookup[born]")
-            assert "no current page" in step.observation and not step.done
+            step = await client.step(sid, "lookup[born]")  # ReAct: no page is no refusal, just no results
+            assert step.observation == "No more results.\n" and not step.done
         async with aiohttp.ClientSession() as http, http.post(
                 f"{url}/v1/sessions/{sid}/step", data="not json", headers={"content-type": "application/json"}) as resp:
             assert resp.status == 422

@@ -29,12 +29,20 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Page:
+    """A page: its sentences (HotpotQA's own split, or ours) and, where known, the stored paragraph text."""
+
     title: str
     sentences: tuple[str, ...]
+    paragraph: str | None = None
 
     @property
     def text(self) -> str:
         return " ".join(self.sentences)
+
+    @property
+    def source_text(self) -> str:
+        """The text as stored (what ReAct's page splitting reads); the joined sentences where unknown."""
+        return self.text if self.paragraph is None else self.paragraph
 
 
 class Corpus:

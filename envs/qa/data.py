@@ -124,9 +124,10 @@ def context_pages(record: dict[str, Any]) -> list[Page]:
         pairs = [(c[0], c[1]) for c in context if isinstance(c, (list, tuple)) and len(c) == 2]
     pages = []
     for title, sentences in pairs:
-        sents = tuple(s.strip() for s in sentences if isinstance(s, str) and s.strip())
+        raw = [s for s in sentences if isinstance(s, str)]
+        sents = tuple(s.strip() for s in raw if s.strip())
         if title and sents:
-            pages.append(Page(str(title), sents))
+            pages.append(Page(str(title), sents, "".join(raw)))  # HotpotQA's sentences join into the paragraph
     return pages
 
 
@@ -144,7 +145,7 @@ def read_corpus(path: Path) -> list[Page]:
             key = title_key(rec.title)
             if key not in best or len(rec.text) > len(best[key].text):
                 best[key] = rec
-    return [Page(r.title, tuple(split_sentences(r.text))) for r in best.values() if r.text.strip()]
+    return [Page(r.title, tuple(split_sentences(r.text)), r.text) for r in best.values() if r.text.strip()]
 
 
 def _read_json_list(path: Path) -> list[dict[str, Any]]:

@@ -1,42 +1,62 @@
-"""`QaEnv`: one HotpotQA-style episode with ReAct's search / lookup / finish actions.
+"""`QaEnv`: one HotpotQA episode in ReAct's Wikipedia environment (search / lookup / finish / think).
 
-Observations follow ReAct's Wikipedia environment: a found page shows its first
-five sentences; a miss answers ``Could not find X. Similar: [...]`` with BM25's
-top titles (after which there is no current page, as in ReAct); ``lookup`` walks
-the current page's sentences containing the keyword with ``(Result k / n)``;
-``finish[answer]`` always ends the episode, as in ReAct: the answer (an empty one
-included) is graded by HotpotQA's official ``hotpot_evaluate_v1.py`` semantics,
-reward = exact match (F1, precision and recall in ``info``).
+By default every text, refusal and state change is ReAct's (``wikienv.py`` +
+``wrappers.py`` HotPotQAWrapper + ``hotpotqa.ipynb``'s action handling, see
+`envs.qa.react`); only retrieval differs: a local corpus with BM25 instead of the
+Wikipedia API. ``search[entity]`` opens the page titled ``entity`` and shows its first
+five sentences as ReAct splits them; a miss answers ``Could not find X. Similar: [...].``
+with BM25's top titles and leaves the current page and its lookup where they were;
+``lookup[keyword]`` walks the current page's sentences containing ``keyword`` with
+``(Result k / n)``, then ``No more results.\n`` (also with no page, and an empty keyword
+matches every sentence); ``think[...]`` answers ``Nice thought.``; ``finish[answer]``
+always ends the episode and is graded by HotpotQA's official ``hotpot_evaluate_v1.py``
+semantics, reward = exact match (F1, precision and recall in ``info``).
 
-Modes (``ModeSpec``): ``grading=official`` (default, the above) or ``grading=lenient``:
-an empty ``finish[]`` is answered with feedback and the episode goes on.
+Named modes (the first of each is ReAct's / HotpotQA's):
+
+* ``grading``: ``official`` | ``lenient`` (an empty ``finish[]`` is refused and the episode goes on).
+* ``observation``: ``react`` | ``sentences`` (trajgym's earlier texts: the corpus's own sentence split,
+  no trailing newlines, and a search that finds no page leaves no current page).
+* ``parsing``: ``strict`` | ``lenient`` (verbs in any case, blank space around arguments ignored, a
+  lookup keyword continues whatever its case; an empty search or lookup and a lookup with no page are
+  refused with feedback that changes nothing).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from envs.actions import ActionParseError, UnknownActionForm
 from envs.base import Env, EnvError, ModeSpec
+from envs.qa import react
 from envs.qa.data import QaData, QaGold, load_qa_data
 from envs.qa.expert import ExpertPlan, make_plan, next_action
 from envs.qa.reward import contains_answer, is_yes_no, normalize_answer, score
-from envs.types import Action, StepResult, TaskSpec, ToolParam, ToolSpec
+from envs.types import Action, StepResult, TaskSpec, ToolCall, ToolParam, ToolSpec
 
-PAGE_SENTENCES = 5
+PAGE_SENTENCES = react.PAGE_SENTENCES
 
 
 class QaEnv(Env[QaData]):
     name = "qa"
-    version = "0.1.0"
+    version = "0.2.0"
     description = ("Multi-hop question answering with a local search engine (HotpotQA / ReAct / FireAct): "
-                   "search[entity], lookup[keyword], finish[answer]; reward = exact match.")
+                   "search[entity], lookup[keyword], finish[answer] (and think[thought]); reward = exact match.")
     max_turns = 12
     modes: ClassVar[tuple[ModeSpec, ...]] = (
         ModeSpec("grading", ("official", "lenient"),
                  "official: finish[answer] ends the episode and is graded as hotpot_evaluate_v1.py does "
                  "(an empty answer scores EM 0, F1 0); lenient: an empty finish[] is refused with feedback "
                  "(a turn is used) and the episode goes on"),
+        ModeSpec("observation", ("react", "sentences"),
+                 "react: ReAct's WikiEnv texts (pages cut at '. ' with a period appended, 'No more results.\\n', "
+                 "'Episode finished, reward = N\\n'; a search that finds nothing keeps the current page); "
+                 "sentences: the corpus's own sentences, no trailing newlines, a failed search leaves no page"),
+        ModeSpec("parsing", ("strict", "lenient"),
+                 "strict: ReAct's (first letter lower-cased, then verb[argument] case-sensitively, the argument "
+                 "verbatim; empty search/lookup and lookup without a page are not refused); lenient: verbs in "
+                 "any case, arguments stripped, those three refused with feedback"),
     )
     tools: ClassVar[list[ToolSpec]] = [
         ToolSpec(name="search", description="Search the corpus for a page titled `entity`; returns its first sentences, "
@@ -49,6 +69,9 @@ class QaEnv(Env[QaData]):
         ToolSpec(name="finish", description="Give the final answer and end the episode.",
                  params=[ToolParam(name="answer", description="the answer, as short as possible")],
                  text_template="finish[{answer}]"),
+        ToolSpec(name="think", description="Think aloud; changes nothing (ReAct's environment answers 'Nice thought.').",
+                 params=[ToolParam(name="thought", description="the thought")],
+                 text_template="think[{thought}]"),
     ]
     system_prompt = (
         "Answer the question by interleaving Thought, Action and Observation steps. "
@@ -63,6 +86,19 @@ class QaEnv(Env[QaData]):
     @classmethod
     def load(cls, data_dir: Path | None = None) -> QaData:
         return load_qa_data(data_dir)
+
+    def mode(self, axis: str) -> str:
+        """The value of a named mode (its default where the data was loaded without `load_data`)."""
+        value = self.data.modes.get(axis)
+        return value if value is not None else next(m.choices[0] for m in self.modes if m.axis == axis)
+
+    @property
+    def _react_texts(self) -> bool:
+        return self.mode("observation") == "react"
+
+    @property
+    def _lenient_parsing(self) -> bool:
+        return self.mode("parsing") == "lenient"
 
     # ----- episode ------------------------------------------------------------------
     def __init__(self, data: QaData) -> None:
@@ -95,11 +131,38 @@ class QaEnv(Env[QaData]):
             raise EnvError("reset() must be called first")
         return self.gold
 
+    def page_sentences(self, idx: int) -> tuple[str, ...]:
+        """The sentences of page `idx` that observations and lookups use in this mode."""
+        page = self.data.corpus.pages[idx]
+        return react.page_sentences(page.source_text) if self._react_texts else page.sentences
+
+    # ----- actions ------------------------------------------------------------------
+    def parse_action(self, action: str | ToolCall | dict[str, Any]) -> Action:
+        """Strict parsing reads text as ReAct does (`envs.qa.react`); tool calls and lenient parsing
+        use the generic parser."""
+        if not isinstance(action, str) or self._lenient_parsing:
+            return super().parse_action(action)
+        text = react.harness_text(action)
+        if text.endswith("</s>"):  # an end-of-sequence token left by a local model, as every env drops it
+            text = text[: -len("</s>")].rstrip()
+        if not text:
+            raise ActionParseError("empty action")
+        if len(text) > self.parser().max_len:
+            raise ActionParseError(f"action longer than {self.parser().max_len} characters")
+        return react.parse_react(text)
+
+    def invalid_action_feedback(self, error: UnknownActionForm) -> str:
+        if isinstance(error, react.InvalidReactAction):
+            return react.invalid_action(error.action)
+        return super().invalid_action_feedback(error)
+
     def act(self, action: Action) -> StepResult:
         if action.name == "search":
             result = self._search(action.arguments["entity"])
         elif action.name == "lookup":
             result = self._lookup(action.arguments["keyword"])
+        elif action.name == "think":
+            result = StepResult(observation=react.NICE_THOUGHT)
         else:
             result = self._finish(action.arguments["answer"])
         if not result.done and self.turns + 1 >= self.max_turns:
@@ -112,42 +175,52 @@ class QaEnv(Env[QaData]):
             self.answer_seen = contains_answer(normalize_answer(text), gold.answer)
         return StepResult(observation=text, info=dict(info))
 
-    def _search(self, entity: str) -> StepResult:
-        if not entity:
-            return StepResult(observation="Empty search: name an entity, e.g. search[Albert Einstein].",
-                              info={"invalid_action": True})
-        corpus = self.data.corpus
+    @staticmethod
+    def _refuse(message: str) -> StepResult:
+        return StepResult(observation=message, info={"invalid_action": True})
+
+    def _reset_lookup(self) -> None:
         self.lookup_keyword, self.lookup_hits, self.lookup_cursor = None, [], 0
+
+    def _search(self, entity: str) -> StepResult:
+        if not entity and self._lenient_parsing:
+            return self._refuse("Empty search: name an entity, e.g. search[Albert Einstein].")
+        corpus = self.data.corpus
         idx = corpus.find(entity)
         if idx is None:
-            self.page = None
-            similar = corpus.similar_titles(entity, 5)
-            return self._observe(f"Could not find {entity}. Similar: {similar}.", found=False)
+            if not self._react_texts:  # trajgym's earlier model: a miss leaves no current page
+                self.page = None
+                self._reset_lookup()
+            return self._observe(react.not_found(entity, corpus.similar_titles(entity, 5)), found=False)
         self.page = idx
         self.visited.add(idx)
-        page = corpus.pages[idx]
-        return self._observe(" ".join(page.sentences[:PAGE_SENTENCES]), found=True, page=page.title)
+        self._reset_lookup()
+        return self._observe(react.page_observation(self.page_sentences(idx)), found=True,
+                             page=corpus.pages[idx].title)
 
     def _lookup(self, keyword: str) -> StepResult:
-        if not keyword:
-            return StepResult(observation="Empty lookup: give a keyword, e.g. lookup[born].", info={"invalid_action": True})
-        if self.page is None:
-            return StepResult(observation="There is no current page to look up in: use search[entity] to open a page first.",
-                              info={"invalid_action": True})
-        if self.lookup_keyword is None or keyword.casefold() != self.lookup_keyword.casefold():
-            needle = keyword.lower()
+        if self._lenient_parsing:
+            if not keyword:
+                return self._refuse("Empty lookup: give a keyword, e.g. lookup[born].")
+            if self.page is None:
+                return self._refuse("There is no current page to look up in: use search[entity] to open a page first.")
+            same = self.lookup_keyword is not None and keyword.casefold() == self.lookup_keyword.casefold()
+        else:
+            same = keyword == self.lookup_keyword  # ReAct starts over whenever the keyword differs at all
+        if not same:
             self.lookup_keyword = keyword
-            self.lookup_hits = [s for s in self.data.corpus.pages[self.page].sentences if needle in s.lower()]
+            sentences = () if self.page is None else self.page_sentences(self.page)
+            self.lookup_hits = react.lookup_matches(sentences, keyword)
             self.lookup_cursor = 0
         if self.lookup_cursor >= len(self.lookup_hits):
-            return self._observe("No more results.")
+            return self._observe(react.NO_MORE_RESULTS if self._react_texts else react.NO_MORE_RESULTS.rstrip("\n"))
         k = self.lookup_cursor
         self.lookup_cursor += 1
-        return self._observe(f"(Result {k + 1} / {len(self.lookup_hits)}) {self.lookup_hits[k]}")
+        return self._observe(react.lookup_result(k + 1, len(self.lookup_hits), self.lookup_hits[k]))
 
     def _finish(self, answer: str) -> StepResult:
-        if not answer.strip() and self.data.modes.get("grading", "official") == "lenient":
-            return StepResult(observation="Empty answer: give your answer, e.g. finish[Paris].", info={"invalid_action": True})
+        if not answer.strip() and self.mode("grading") == "lenient":
+            return self._refuse("Empty answer: give your answer, e.g. finish[Paris].")
         gold = self._gold
         s = score(answer, gold.answer)
         self.succeeded = s.em == 1.0
@@ -155,7 +228,8 @@ class QaEnv(Env[QaData]):
                 "answer": answer, "gold_answer": gold.answer,
                 "answer_seen": None if is_yes_no(gold.answer) else self.answer_seen,
                 "pages_visited": len(self.visited)}
-        return StepResult(observation=f"Episode finished, reward = {int(s.em)}", reward=s.em, done=True, info=info)
+        return StepResult(observation=react.finished(int(s.em), newline=self._react_texts), reward=s.em, done=True,
+                          info=info)
 
     # ----- expert and progress ------------------------------------------------------
     def expert_action(self) -> str:

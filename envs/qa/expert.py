@@ -32,6 +32,10 @@ class EpisodeView(Protocol):
     lookup_hits: list[str]
     lookup_cursor: int
 
+    def page_sentences(self, idx: int) -> tuple[str, ...]:
+        """The sentences of a page as this episode's observations and lookups cut it."""
+        ...
+
 
 @dataclass(frozen=True)
 class ExpertPlan:
@@ -115,7 +119,7 @@ def next_action(plan: ExpertPlan, corpus: Corpus, gold: QaGold, state: EpisodeVi
         page = corpus.pages[plan.answer_page]
         if state.page != plan.answer_page:
             return f"search[{page.title}]"
-        keyword = lookup_keyword(page.sentences, gold.answer)
+        keyword = lookup_keyword(state.page_sentences(plan.answer_page), gold.answer)
         exhausted = state.lookup_keyword == keyword and state.lookup_cursor >= len(state.lookup_hits)
         if keyword is not None and not exhausted:
             return f"lookup[{keyword}]"
