@@ -177,8 +177,9 @@ def test_env_host_link_cut_mid_run(deploy: Deployment) -> None:
 
 
 def test_collector_host_killed_mid_run(deploy: Deployment) -> None:
-    """Collector E is SIGKILLed holding claims: D takes its episodes over once their leases run out and
-    finishes the run alone; nothing E had half done is stored."""
+    """Collector E is SIGKILLed holding claims when no episode is pending any more: D, out of work, waits
+    for E's claims, takes them over once their leases run out and finishes the run alone; nothing E had
+    half done is stored."""
     d = deploy
     run = "collector-kill"
     for host in d.collector_hosts:
@@ -191,9 +192,11 @@ def test_collector_host_killed_mid_run(deploy: Deployment) -> None:
             return False
         eps = d.store(lambda s: s.episodes(run_id))
         mine = [x for x in eps if (x["worker"] or "").startswith(e_worker)]
-        return sum(x["status"] == "done" for x in mine) >= 8 and any(x["status"] == "claimed" for x in mine)
+        # the hard case: nothing is pending any more, so D runs out of work while E's claims are still leased
+        return (sum(x["status"] == "done" for x in mine) >= 8 and any(x["status"] == "claimed" for x in mine)
+                and not any(x["status"] == "pending" for x in eps))
 
-    d.wait_until(e_busy, RUN_TIMEOUT, "E has done 8 episodes and holds claims")
+    d.wait_until(e_busy, RUN_TIMEOUT, "E has done 8 episodes and holds claims, none pending")
     created_before = sessions(d, "B")["created"] + sessions(d, "C")["created"]
     d.collectors["E"].signal(signal.SIGKILL)
     d.collectors["E"].wait(timeout=30)
