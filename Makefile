@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test test-model test-browser test-all bench lint run model compose-check browser-deps clean
+.PHONY: install test test-model test-browser test-multihost test-all bench lint run model compose-check k8s-check browser-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,8 +19,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)  ## create .venv and install trajgym with its test dependencies
 
-test: install  ## the default suite: no model server, no browser
-	$(BIN)/pytest -q -m "not model and not browser and not slow" tests
+test: install  ## the default suite: no model server, no browser, no network namespaces
+	$(BIN)/pytest -q -m "not model and not browser and not slow and not multihost" tests
+
+test-multihost: install  ## hub, env hosts and collectors on separate network namespaces (root; a few minutes)
+	$(BIN)/pytest -q -m multihost tests
 
 browser-deps:  ## Debian's Chromium for the dashboard's browser tests (Playwright drives it; no browser download)
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation)
@@ -34,7 +37,7 @@ model: install  ## set up the local vLLM CPU server with SmolLM2-135M (cached un
 test-model: model  ## end-to-end tests against the real vLLM server
 	$(BIN)/pytest -q -m model tests
 
-test-all: install browser-deps model  ## everything CI runs: default suite, slow, browser and model tests
+test-all: install browser-deps model  ## everything CI runs: default suite, slow, browser, model and multi-host tests
 	$(BIN)/pytest -q tests
 
 bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
@@ -45,6 +48,9 @@ lint: install
 
 compose-check: install  ## validate docker/compose.yaml offline (no Docker engine needed)
 	$(BIN)/python docker/check_compose.py
+
+k8s-check: install  ## validate docker/k8s/ offline (schemas of kubernetes-validate, commands parsed by the CLI)
+	$(BIN)/python docker/check_k8s.py
 
 run: install  ## the main job on embedded defaults
 	$(BIN)/trajgym quickstart

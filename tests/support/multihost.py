@@ -51,6 +51,7 @@ class Deployment:
                  job: dict[str, Any] | None = None) -> None:
         self.net = net
         self.store_url = store_url
+        self.hub_store = store_url  # the hub's registry (and the dashboard's store): the run's database by default
         self.control = control
         self.env_hosts = list(env_hosts)
         self.collector_hosts = list(collector_hosts)
@@ -92,7 +93,7 @@ class Deployment:
     def start_hub(self) -> Proc:
         addr = self.net.addr(self.control)
         self.hub = self._spawn(self.control, f"hub-{len(self._procs)}", [
-            "-m", "cli.main", "hub", "--host", addr, "--port", str(HUB_PORT), "--store", self.store_url, "--token", TOKEN,
+            "-m", "cli.main", "hub", "--host", addr, "--port", str(HUB_PORT), "--store", self.hub_store, "--token", TOKEN,
             *self.hub_flags])
         return self.hub
 
