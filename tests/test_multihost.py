@@ -64,7 +64,7 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network, PgC
 def deploy(lan: tuple[Network, PgCluster], request: pytest.FixtureRequest) -> Iterator[Deployment]:
     net, pg = lan
     database = "mh_" + re.sub(r"\W", "_", request.node.name)[:50].lower()
-    d = Deployment(net, pg.create_database(database))
+    d = Deployment(net, pg.create_database(database), tag=database)
     try:
         d.start()
         yield d

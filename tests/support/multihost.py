@@ -48,8 +48,9 @@ class Deployment:
     def __init__(self, net: Network, store_url: str, *, control: str = "A", env_hosts: Sequence[str] = ("B", "C"),
                  collector_hosts: Sequence[str] = ("D", "E"), model_delay: float = 0.25,
                  hub_flags: Sequence[str] = ("--health-interval", "0.5", "--health-timeout", "2", "--failures-before-down", "3"),
-                 job: dict[str, Any] | None = None) -> None:
+                 job: dict[str, Any] | None = None, tag: str = "") -> None:
         self.net = net
+        self.tag = tag  # prefix of this deployment's log files (one deployment per test)
         self.store_url = store_url
         self.hub_store = store_url  # the hub's registry (and the dashboard's store): the run's database by default
         self.control = control
@@ -86,6 +87,7 @@ class Deployment:
         return env
 
     def _spawn(self, host: str, name: str, argv: Sequence[str]) -> Proc:
+        name = f"{self.tag}-{name}" if self.tag else name
         proc = self.net.spawn(host, name, [sys.executable, *argv], cwd=REPO, env=self._env())
         self._procs.append(proc)
         return proc
