@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.support import netns, pg_cluster
-from tests.support.multihost import TASKS, Deployment, expected_steps
+from tests.support.multihost import TASKS, Deployment, expected_steps, replay_ok
 from tests.support.netns import HostsUnavailable, Network
 from tests.support.pg_cluster import PgCluster
 
@@ -76,32 +76,6 @@ def deploy(lan: tuple[Network, PgCluster], request: pytest.FixtureRequest) -> It
 
 
 # ----- checks ---------------------------------------------------------------------------------------
-def replay_ok(turns: list[dict[str, Any]], task_id: str) -> str | None:
-    """None when the stored turns are one whole counter episode, in order, each observation the result of
-    the action before it from a fresh start (value 0) to the target; else what is wrong."""
-    steps = expected_steps(task_id)
-    if [t["idx"] for t in turns] != list(range(2 + 2 * steps)):
-        return f"turn indexes {[t['idx'] for t in turns]} (expected {2 + 2 * steps} turns)"
-    if [t["role"] for t in turns[:2]] != ["system", "user"] or "Current value: 0." not in (turns[1]["content"] or ""):
-        return "does not start with the system prompt and the first observation at value 0"
-    value, target = 0, int(re.search(r"Reach (\d+)", turns[1]["content"]).group(1))  # type: ignore[union-attr]
-    for i in range(steps):
-        act, obs = turns[2 + 2 * i], turns[3 + 2 * i]
-        if act["role"] != "assistant" or obs["role"] != "user" or act["step"] != i + 1 or obs["step"] != i + 1:
-            return f"step {i + 1}: roles/steps {act['role']}/{act['step']}, {obs['role']}/{obs['step']}"
-        m = re.fullmatch(r"add\[(\d)\]|finish\[(\d+)\]", obs["action"] or "")
-        if m is None:
-            return f"step {i + 1}: action {obs['action']!r}"
-        if m.group(1):
-            value += int(m.group(1))
-            if obs["observation"] != f"Current value: {value}." or obs["done"]:
-                return f"step {i + 1}: {obs['action']} gave {obs['observation']!r}, expected value {value}"
-        elif not (i == steps - 1 and int(m.group(2)) == target == value and obs["observation"] == "Correct!"
-                  and obs["done"] and obs["reward"] == 1.0):
-            return f"step {i + 1}: finish at value {value} of {target}: {obs['observation']!r}"
-    return None
-
-
 def assert_exactly_once(d: Deployment, run: str, samples: int = SAMPLES) -> list[dict[str, Any]]:
     """Every task × sample stored once, done, successful, with one whole trajectory."""
     episodes = d.episodes(run)
