@@ -5,9 +5,10 @@ queue), N workers (one episode at a time each, no thread per episode), a writer
 (commits finished episodes with their turns in batched transactions, each episode
 all-or-nothing), and a heartbeat (renews the leases of held claims). Model and env
 calls are bounded by one semaphore per endpoint (`ModelClient`, `EnvLink`).
-A collector with nothing left to claim waits while other collectors of the run hold claims: their
-episodes end as commits, or their leases run out and it claims them (a collector killed on another
-machine leaves its work to the others). `request_stop()` (Ctrl-C) stops claiming, cancels episodes in flight, commits what
+A collector with nothing left to claim waits while other collectors of the run hold
+claims: their episodes end as commits, or their leases run out and it claims them (a
+collector killed on another machine leaves its work to the others).
+`request_stop()` (Ctrl-C) stops claiming, cancels episodes in flight, commits what
 finished and releases every other claim back to pending.
 """
 
