@@ -239,10 +239,8 @@ class Network:
         _ip("-n", self.hosts[host].ns, "link", "set", "eth0", "down")
 
     def restore(self, host: str) -> None:
-        h = self.hosts[host]
-        _ip("-n", h.ns, "link", "set", "eth0", "up")
-        # a link set down loses its routes; the address (and so the subnet route) is kept
-        _ip("-n", h.ns, "route", "replace", f"{self.subnet}.0/24", "dev", "eth0", "src", h.addr, check=False)
+        """The link comes back up (the kernel restores the subnet route of the address it kept)."""
+        _ip("-n", self.hosts[host].ns, "link", "set", "eth0", "up")
 
     def exec_argv(self, host: str, argv: Sequence[str]) -> list[str]:
         h = self.hosts[host]
