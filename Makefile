@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test test-model test-browser test-trl test-all bench lint run model compose-check browser-deps trl-deps clean
+.PHONY: install test test-model test-browser test-trl test-multihost test-all bench lint run model compose-check k8s-check browser-deps trl-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)  ## create .venv and install trajgym with its test dependencies
 
-test: install  ## the default suite: no model server, no browser
-	$(BIN)/pytest -q -m "not model and not browser and not slow and not trl" tests
+test: install  ## the default suite: no model server, no browser, no network namespaces
+	$(BIN)/pytest -q -m "not model and not browser and not slow and not multihost and not trl" tests
+
+test-multihost: install  ## hub, env hosts and collectors on separate network namespaces (root; a few minutes)
+	$(BIN)/pytest -q -m multihost tests
 
 browser-deps:  ## Debian's Chromium for the dashboard's browser tests (Playwright drives it; no browser download)
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation)
@@ -46,7 +49,7 @@ trl-deps: install  ## TRL (torch's CPU wheel comes with install) for the GRPO-ov
 test-trl: trl-deps model  ## TRL's GRPOTrainer, two steps on CPU on a trajgym env over OpenEnv
 	$(BIN)/pytest -q -m trl tests
 
-test-all: install browser-deps model trl-deps  ## everything CI runs: default suite, slow, browser, model and trl tests
+test-all: install browser-deps model trl-deps  ## everything CI runs: default suite, slow, browser, model, trl and multi-host tests
 	$(BIN)/pytest -q tests
 
 bench: install  ## benchmarks (not tests): figures go to BENCHMARKS.md
@@ -57,6 +60,9 @@ lint: install
 
 compose-check: install  ## validate docker/compose.yaml offline (no Docker engine needed)
 	$(BIN)/python docker/check_compose.py
+
+k8s-check: install  ## validate docker/k8s/ offline (schemas of kubernetes-validate, commands parsed by the CLI)
+	$(BIN)/python docker/check_k8s.py
 
 run: install  ## the main job on embedded defaults
 	$(BIN)/trajgym quickstart

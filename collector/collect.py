@@ -5,6 +5,9 @@ queue), N workers (one episode at a time each, no thread per episode), a writer
 (commits finished episodes with their turns in batched transactions, each episode
 all-or-nothing), and a heartbeat (renews the leases of held claims). Model and env
 calls are bounded by one semaphore per endpoint (`ModelClient`, `EnvLink`).
+A collector with nothing left to claim waits while other collectors of the run hold
+claims: their episodes end as commits, or their leases run out and it claims them (a
+collector killed on another machine leaves its work to the others).
 `request_stop()` (Ctrl-C) stops claiming, cancels episodes in flight, commits what
 finished and releases every other claim back to pending.
 """
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from collector.config import JobConfig, Policy, PromptFormat
@@ -131,6 +135,19 @@ class Collector:
                 await asyncio.to_thread(store.store.close)
                 store.shutdown()
 
+    async def _wait_for_others(self, store: AsyncStore, run_id: int) -> float | None:
+        """Nothing left to claim: None when no other collector holds a claim of the run either (the run is
+        done), else seconds to wait before claiming again — until their next lease runs out (a collector
+        that died mid-run, e.g. on another machine, leaves its episodes to the survivors) or a poll, whichever
+        comes first (claims that end as commits are seen at the next poll)."""
+        held, earliest = await store.claims_elsewhere(run_id, set(self._held))
+        if not held:
+            return None
+        poll = min(max(self.job.lease_seconds / 3, 0.05), 2.0)
+        if earliest is None:
+            return poll
+        return min(max((earliest - datetime.now(UTC)).total_seconds(), 0.0) + 0.05, poll)
+
     async def _collect(self, store: AsyncStore, ctx: EpisodeContext, run_id: int) -> None:
         job = self.job
         batch = min(max(job.concurrency, 16), 256)  # claims per transaction; small runs prefetch a few
@@ -145,7 +162,12 @@ class Collector:
                     await low_water.wait()
                 claimed = await store.claim(run_id, self.worker, batch - queue.qsize(), job.lease_seconds)
                 if not claimed:
-                    break
+                    pause = await self._wait_for_others(store, run_id)
+                    if pause is None:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), pause)
+                    continue
                 self._held.update(c.id for c in claimed)
                 for c in claimed:
                     queue.put_nowait(c)

@@ -12,7 +12,7 @@ the hub service's port, `--public-url` at the service itself, with the hub token
 environment; the collector's env and model URLs point at real services and ports; the
 SQLite store lives on a mounted volume; profiles (postgres, gpu, collect); depends_on
 targets exist (optional when in another profile); published ports are unique; the
-Dockerfile is python:3.11-slim, non-root, with a HEALTHCHECK.
+Dockerfile is python:3.11-slim, non-root, with a HEALTHCHECK, and copies every package pyproject.toml ships.
 """
 
 from __future__ import annotations
@@ -37,6 +37,41 @@ EXPECTED_PROFILES = {"postgres": ["postgres"], "vllm": ["gpu"], "collect": ["col
 CORE_SERVICES = ("hub", "webshop", "household", "sql", "qa")
 _VAR = re.compile(r"\$(?:(\$)|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _EXPR = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])(.*))?$", re.DOTALL)
+
+
+def project_packages() -> list[str]:
+    """The top-level packages pyproject.toml ships (`[tool.setuptools.packages.find] include`)."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    return sorted({pattern.rstrip("*").rstrip(".") for pattern in include})
+
+
+def parse_trajgym(args: list[str]) -> tuple[str, dict[str, Any]] | str:
+    """Parse `trajgym <args>` with the real CLI (typer/click), without running it: (sub-command, params),
+    or the problem as a sentence. Shared by the compose and Kubernetes checks."""
+    import typer
+
+    from cli.main import app
+
+    root = typer.main.get_command(app)  # typer vendors its own click: use the classes it hands out
+    if not args:
+        return "empty trajgym command"
+    sub_name, rest = args[0], args[1:]
+    root_ctx = root.context_class(root, info_name="trajgym")
+    sub = root.get_command(root_ctx, sub_name) if hasattr(root, "get_command") else None
+    if sub is None:
+        return f"`trajgym {sub_name}` is not a trajgym command"
+    try:
+        with sub.make_context(sub_name, list(rest), parent=root_ctx) as ctx:
+            return sub_name, dict(ctx.params)
+    except Exception as err:  # click's UsageError/BadParameter (format_message) or Exit (--help)
+        if hasattr(err, "format_message"):
+            return f"`trajgym {' '.join(args)}`: {err.format_message()}"
+        if type(err).__name__ == "Exit":
+            return f"`trajgym {' '.join(args)}` only prints help"
+        raise
 
 
 class Checker:
@@ -139,31 +174,11 @@ class Checker:
 
     def parse_cli(self, name: str, args: list[str]) -> tuple[str, dict[str, Any]] | None:
         """Parse `trajgym <args>` with the real CLI, without running it: (sub-command, params)."""
-        import typer
-
-        from cli.main import app
-
-        root = typer.main.get_command(app)  # typer vendors its own click: use the classes it hands out
-        if not args:
-            self.error(f"{name}: empty trajgym command")
+        result = parse_trajgym(args)
+        if isinstance(result, str):
+            self.error(f"{name}: {result}")
             return None
-        sub_name, rest = args[0], args[1:]
-        root_ctx = root.context_class(root, info_name="trajgym")
-        sub = root.get_command(root_ctx, sub_name) if hasattr(root, "get_command") else None
-        if sub is None:
-            self.error(f"{name}: `trajgym {sub_name}` is not a trajgym command")
-            return None
-        try:
-            with sub.make_context(sub_name, list(rest), parent=root_ctx) as ctx:
-                return sub_name, dict(ctx.params)
-        except Exception as err:  # click's UsageError/BadParameter (format_message) or Exit (--help)
-            if hasattr(err, "format_message"):
-                self.error(f"{name}: `trajgym {' '.join(args)}`: {err.format_message()}")
-            elif type(err).__name__ == "Exit":
-                self.error(f"{name}: `trajgym {' '.join(args)}` only prints help")
-            else:
-                raise
-        return None
+        return result
 
     # ----- checks -----------------------------------------------------------------------
     def check_dockerfile(self) -> None:
@@ -185,6 +200,10 @@ class Checker:
             self.error("Dockerfile: no HEALTHCHECK")
         if HEALTHCHECK_SCRIPT not in final:
             self.error(f"Dockerfile: {HEALTHCHECK_SCRIPT} (used by the compose health checks) is not installed")
+        copied = {src.rstrip("/") for line in re.findall(r"(?m)^COPY\s+(?!--from)(.+)$", text) for src in line.split()[:-1]}
+        for package in project_packages():
+            if package not in copied:
+                self.error(f"Dockerfile: package {package!r} (pyproject's packages) is not copied into the image")
 
     def run(self) -> list[str]:
         self._load_env_file()

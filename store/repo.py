@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -204,6 +204,17 @@ class Store:
         with self.engine.begin() as conn:
             rows = conn.execute(stmt).all()
         return sorted((ClaimedEpisode(*r) for r in rows), key=lambda c: c.id)
+
+    def claims_elsewhere(self, run_id: int, exclude: Collection[int] = ()) -> tuple[int, datetime | None]:
+        """Episodes of the run claimed now, other than `exclude` (the caller's own): how many, and the
+        earliest end of their leases (a collector out of pending work waits for these: done, or taken over)."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(Episode.id, Episode.lease_until)
+                                .where(Episode.run_id == run_id, Episode.status == "claimed")).all()
+        leases = [lease for eid, lease in rows if eid not in exclude]
+        ends = [lease if lease is None or lease.tzinfo else lease.replace(tzinfo=UTC) for lease in leases]  # SQLite: naive UTC
+        known = [end for end in ends if end is not None]
+        return len(leases), (min(known) if known else None)
 
     def heartbeat(self, run_id: int, worker: str, lease_s: float) -> int:
         with self.engine.begin() as conn:
