@@ -224,8 +224,6 @@ def test_hub_killed_and_restarted_mid_run(deploy: Deployment) -> None:
     print(f"FIGURES hub-restart: episodes={TOTAL} done_at_kill={at_kill} done_while_hub_down={during}")
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 21: env services re-register with a hub that restarted without "
-                                       "their registration (SelfRegistration joins once, at start)")
 def test_hub_restarted_with_an_empty_registry_gets_its_replicas_back(deploy: Deployment, lan: tuple[Network, PgCluster]) -> None:
     """The hub comes back with a registry that lost the replicas (a new store, as a hub on an ephemeral
     disk would): the run goes on with the replicas the collectors know, and the env services join the

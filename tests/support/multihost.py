@@ -88,7 +88,9 @@ class Deployment:
         # operational knobs of the collectors (a job file): a lost replica is noticed after env_timeout,
         # a killed collector's claims are free again after lease_seconds
         self.job = {"env_timeout": 5.0, "lease_seconds": 8.0, "retry_backoff": 0.2, "max_attempts": 4,
-                    "model_timeout": 60.0, **(job or {})}
+                    "model_timeout": 60.0,
+                    # the stub answers deterministically: identical samples are the point (task × sample bookkeeping)
+                    "allow_identical_samples": True, **(job or {})}
         self.hub: Proc | None = None
         self.replicas: dict[str, Proc] = {}
         self.stubs: dict[str, Proc] = {}
