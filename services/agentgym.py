@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from wire.env_api import (
     ERROR_RESPONSES,
@@ -25,7 +25,8 @@ from wire.env_api import (
     AgentGymStepResult,
     Closed,
 )
-from services.sessions import Session
+from services.client_key import client_key
+from services.sessions import ClientKey, Session
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -49,9 +50,9 @@ def agentgym_router(service: EnvService) -> APIRouter:
         return ids[index % len(ids)]
 
     @router.post("/create", summary="AgentGym: create an env instance → its integer index")
-    async def create(body: AgentGymCreate | None = None) -> Any:
+    async def create(body: AgentGymCreate | None = None, client: ClientKey = Depends(client_key)) -> Any:
         task_id = task_at(body.id) if body and body.id is not None else None
-        session, _ = await service.open_session(task_id, 0, None, agentgym=True)
+        session, _ = await service.open_session(task_id, 0, None, agentgym=True, client=client)
         index = session.agentgym_index
         return index if service.env_cls.agentgym_create_returns_int else {"id": index, "env_idx": index}
 
