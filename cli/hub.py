@@ -20,11 +20,15 @@ def hub(
     health_timeout: Annotated[float, typer.Option(min=0.05, help="timeout of one replica probe (s)")] = 3.0,
     failures_before_down: Annotated[int, typer.Option(min=1, help="consecutive failed checks before a replica is down")] = 2,
     log_level: Annotated[str, typer.Option(help="log level")] = "warning",
+    header_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request line and headers may take (then 408, closed)")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request body may take after the headers")] = 30.0,
+    keep_alive_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds an idle keep-alive connection is kept")] = 5.0,
 ) -> None:
     """Run the hub: env registry with replicas and health checks (reads open, writes need the token)."""
     import uvicorn
 
     from services.dashboard import create_dashboard_router
+    from services.http_guard import ConnectionLimits, uvicorn_options
     from services.hub.app import HubSettings, create_hub_app
 
     if not token:
@@ -33,7 +37,8 @@ def hub(
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
     settings = HubSettings(health_interval=health_interval, health_timeout=health_timeout, failures_before_down=failures_before_down)
     app = create_hub_app(store, token, settings=settings, extra_routers=[create_dashboard_router(store)])
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False, **uvicorn_options(limits))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,12 +14,14 @@ from fastapi import FastAPI
 
 from envs.registry import load_class
 from services.app import ServiceSettings, create_app
+from services.http_guard import ConnectionLimits, uvicorn_options
 
 
 def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
               settings: ServiceSettings | None = None, log_level: str = "warning",
               switch_interval: float = 0.0005, register: str | None = None, public_url: str | None = None,
-              hub_token: str | None = None, modes: dict[str, str] | None = None) -> None:
+              hub_token: str | None = None, modes: dict[str, str] | None = None,
+              limits: ConnectionLimits | None = None) -> None:
     """Serve `env`; with `register=HUB_URL` join that hub once listening and leave it at shutdown.
 
     The env's data is loaded here, before uvicorn starts, so that a bad `--data-dir` or mode
@@ -44,8 +46,9 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
     app = create_app(env_cls, data=data, settings=settings, on_ready=registrar.start if registrar else None)
     if registrar is not None:
         _leave_on_shutdown(app, registrar.stop)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="auto", http="auto", access_log=False, proxy_headers=False,
-                timeout_keep_alive=30)
+    # proxy_headers=False: the peer address (the session quota's key) is the TCP peer, never a header.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="auto", access_log=False, proxy_headers=False,
+                **uvicorn_options(limits))
 
 
 def _leave_on_shutdown(app: FastAPI, leave: Callable[[], Awaitable[None]]) -> None:
