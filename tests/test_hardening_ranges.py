@@ -123,4 +123,5 @@ def test_pages_answer_200_404_or_422_for_any_parameters(dashboard: tuple[httpx.C
                                                         query: dict[str, str]) -> None:
     http, _, _ = dashboard
     r = http.get(path.format(id=quote(id_, safe="") or "x"), params=query)
-    assert r.status_code in (200, 404, 422), (path, id_, query, r.status_code, r.text[:300])
+    # 307: an id ending in an encoded "/" is redirected to the path without the slash (Starlette's redirect_slashes)
+    assert r.status_code in (200, 307, 404, 422), (path, id_, query, r.status_code, r.text[:300])
