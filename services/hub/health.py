@@ -3,7 +3,7 @@
 A probe is `GET /healthz` (open sessions, max sessions) plus, while a replica is not
 yet verified, `GET /v1/info` to check it serves the registered env name and version.
 Every read is bounded: `timeout` covers connecting and reading the whole body, and a body
-over `PROBE_MAX_BYTES` is refused unread (a replica is not trusted to answer small).
+over `PROBE_MAX_BYTES` is refused after reading at most that much (a replica is not trusted to answer small).
 """
 
 from __future__ import annotations
