@@ -22,11 +22,15 @@ def hub(
     remove_after: Annotated[float, typer.Option(min=0, help="seconds a replica may stay down (not seen up) before it is "
                                                             "removed; 0 keeps it until it deregisters")] = 60.0,
     log_level: Annotated[str, typer.Option(help="log level")] = "warning",
+    header_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request line and headers may take (then 408, closed)")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request body may take after the headers")] = 30.0,
+    keep_alive_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds an idle keep-alive connection is kept")] = 5.0,
 ) -> None:
     """Run the hub: env registry with replicas and health checks (reads open, writes need the token).
 
     Stops gracefully on SIGINT, SIGTERM and SIGHUP alike."""
     from services.dashboard import create_dashboard_router
+    from services.http_guard import ConnectionLimits, uvicorn_options
     from services.hub.app import HubSettings, create_hub_app
     from services.ports import bind_port
     from services.runner import run_server
@@ -39,7 +43,8 @@ def hub(
                            remove_after=remove_after or None)
     bind_port(host, port).close()  # a taken port fails here, before the store is opened
     app = create_hub_app(store, token, settings=settings, extra_routers=[create_dashboard_router(store)])
-    run_server(app, host, port, log_level=log_level, access_log=False, proxy_headers=False)
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
+    run_server(app, host, port, log_level=log_level, access_log=False, proxy_headers=False, **uvicorn_options(limits))
 
 
 def register(app: typer.Typer) -> None:

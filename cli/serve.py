@@ -28,10 +28,17 @@ def serve(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder with the env's published data files")] = None,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    max_sessions: Annotated[int, typer.Option(help="open sessions before 429")] = 4096,
+    max_sessions: Annotated[int, typer.Option(min=1, max=2**31 - 1, help="open sessions before 429")] = 4096,
+    max_sessions_per_client: Annotated[Optional[int], typer.Option(min=1, show_default=False,
+        help="sessions one client (peer address + X-Trajgym-Client id) may hold before 429 (default: a quarter of --max-sessions, at least 64)")] = None,
+    max_sessions_per_address: Annotated[Optional[int], typer.Option(min=1, show_default=False,
+        help="sessions one peer address may hold whatever client ids it sends (default: half of --max-sessions, at least 128)")] = None,
     session_ttl: Annotated[float, typer.Option(help="seconds an idle session lives")] = 900.0,
     no_expert: Annotated[bool, typer.Option("--no-expert", help="disable the expert route (403)")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+    header_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request line and headers may take (then 408, closed)")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds a request body may take after the headers")] = 30.0,
+    keep_alive_timeout: Annotated[float, typer.Option(min=0.01, max=3600, help="seconds an idle keep-alive connection is kept")] = 30.0,
     register: Annotated[str | None, typer.Option("--register", metavar="HUB_URL", envvar="TRAJGYM_HUB_URL",
                                                     help="join this hub at start, leave it at shutdown")] = None,
     public_url: Annotated[str | None, typer.Option("--public-url", help="URL the hub and clients reach this service at "
@@ -49,9 +56,12 @@ def serve(
 
     Stops gracefully on SIGINT, SIGTERM and SIGHUP alike (leaving the hub first with --register)."""
     from services.app import ServiceSettings
+    from services.http_guard import ConnectionLimits
     from services.runner import serve_env
 
-    settings = ServiceSettings(max_sessions=max_sessions, session_ttl=session_ttl, expert_enabled=not no_expert)
+    settings = ServiceSettings(max_sessions=max_sessions, session_ttl=session_ttl, expert_enabled=not no_expert,
+                               max_sessions_per_client=max_sessions_per_client, max_sessions_per_address=max_sessions_per_address)
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
     if register is not None:
         from wire.hub_api import normalize_base_url
 
@@ -63,7 +73,8 @@ def serve(
                 fail(f"{flag}: {err}")
     modes = _parse_modes(mode or [], grading, observation)
     serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
-              register=register, public_url=public_url, hub_token=hub_token, modes=modes, heartbeat=heartbeat)
+              register=register, public_url=public_url, hub_token=hub_token, modes=modes, heartbeat=heartbeat,
+              limits=limits)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,20 +8,48 @@ transport errors, session creation on 429 (the server refused it, so nothing was
 created). A step is never retried: it is not idempotent. A 500 (`EnvServiceError`,
 a bug in env code) is never retried here: the collector decides what to do with it.
 A 2xx body that is not what the API promises is an `EnvServiceError` too.
+Bodies are read with a byte cap (`max_body_bytes`; `/healthz` probes 64 KiB) within the total
+`timeout`, and every request names its client (`X-Trajgym-Client`, `client_id`) so the service's
+per-client session quota counts this process's sessions apart from others on the same machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import os
+import socket
+import uuid
 from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from clients.bounded import read_body
 from wire.errors import EnvServiceError, EnvUnavailable, ServerFull, error_for
 from envs.types import EnvInfo, Split, ToolCall
-from wire.env_api import SessionCreated, SessionState, StepResponse, TaskList
+from wire.env_api import CLIENT_HEADER, SessionCreated, SessionState, StepResponse, TaskList
+
+
+MAX_BODY_BYTES = 64 << 20  # observations and task lists are KB to a few MB; an 800 MiB answer is an attack
+HEALTH_MAX_BYTES = 64 << 10
+
+
+def default_client_id() -> str:
+    """`host-pid-random`: one id per process (and per client object after a fork), within the header's charset."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:40] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+_PROCESS_CLIENT_ID: tuple[int, str] | None = None
+
+
+def process_client_id() -> str:
+    """The client id all `AsyncEnvClient`s of this process send unless given another."""
+    global _PROCESS_CLIENT_ID
+    if _PROCESS_CLIENT_ID is None or _PROCESS_CLIENT_ID[0] != os.getpid():
+        _PROCESS_CLIENT_ID = (os.getpid(), default_client_id())
+    return _PROCESS_CLIENT_ID[1]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,7 +60,7 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return jsonlib.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
         return raw[:2000].decode("utf-8", "replace")
 
 
@@ -46,10 +74,13 @@ def validated(model: type[M], body: Any, what: str) -> M:
 
 class AsyncEnvClient:
     def __init__(self, base_url: str, *, timeout: float = 60.0, max_connections: int = 512, retries: int = 3,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                 client_id: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.retries = retries
+        self.max_body_bytes = max_body_bytes
+        self.client_id = client_id or process_client_id()
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
@@ -75,14 +106,15 @@ class AsyncEnvClient:
             await self._session.close()
 
     async def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None,
-                      retry_transport: bool = False, retry_full: bool = False) -> Any:
+                      retry_transport: bool = False, retry_full: bool = False, max_bytes: int | None = None) -> Any:
         url = self.base_url + path
+        headers = {CLIENT_HEADER: self.client_id}
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with self._http().request(method, url, json=json, params=params) as resp:
-                    body = _decode(await resp.read())
+                async with self._http().request(method, url, json=json, params=params, headers=headers) as resp:
+                    body = _decode(await read_body(resp, max_bytes or self.max_body_bytes))
                     if resp.status < 400:
                         if isinstance(body, str):
                             raise ValueError(f"status {resp.status} with a non-JSON body: {body[:200]!r}")
@@ -140,4 +172,4 @@ class AsyncEnvClient:
         await self.request("DELETE", f"/v1/sessions/{session_id}", retry_transport=True)
 
     async def health(self) -> dict[str, Any]:
-        return await self.request("GET", "/healthz")
+        return await self.request("GET", "/healthz", max_bytes=HEALTH_MAX_BYTES)

@@ -7,15 +7,18 @@ options={"task_id", "split"})` opens a new session (closing the previous one);
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium
 import httpx
 
+from clients.bounded import IDENTITY, parse_json, read_httpx_body
+from clients.env_client import MAX_BODY_BYTES, process_client_id
 from wire.errors import EnvUnavailable, error_for
 from envs.gym_adapter import text_space
 from envs.types import EnvInfo
-from wire.env_api import SessionCreated, StepResponse
+from wire.env_api import CLIENT_HEADER, SessionCreated, StepResponse
 
 
 class RemoteGymEnv(gymnasium.Env[str, str]):
@@ -25,7 +28,8 @@ class RemoteGymEnv(gymnasium.Env[str, str]):
         self.base_url = base_url.rstrip("/")
         self.split = split
         self.render_mode = render_mode
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={CLIENT_HEADER: process_client_id(), **IDENTITY})
         self.session_id: str | None = None
         self._last_observation = ""
         self.observation_space = text_space()
@@ -33,11 +37,12 @@ class RemoteGymEnv(gymnasium.Env[str, str]):
         self.env_info = EnvInfo.model_validate(self._call("GET", "/v1/info"))
 
     def _call(self, method: str, path: str, json: Any = None) -> Any:
+        deadline = time.monotonic() + self.timeout
         try:
-            resp = self._http.request(method, path, json=json)
-        except httpx.HTTPError as err:
-            raise EnvUnavailable(f"{method} {self.base_url}{path} failed: {err}") from err
-        body = resp.json() if resp.content else None
+            with self._http.stream(method, path, json=json) as resp:
+                body = parse_json(read_httpx_body(resp, MAX_BODY_BYTES, deadline))
+        except (httpx.HTTPError, TimeoutError, ValueError) as err:
+            raise EnvUnavailable(f"{method} {self.base_url}{path} failed: {type(err).__name__}: {err}") from err
         if resp.status_code >= 400:
             raise error_for(resp.status_code, body, resp.headers.get("Retry-After"))
         return body

@@ -71,6 +71,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from clients.bounded import read_json
 from clients.env_client import AsyncEnvClient
 from wire.errors import EnvClientError, EnvUnavailable
 from envs.types import EnvInfo
@@ -102,9 +103,10 @@ class NoHealthyReplica(EnvUnavailable):
 
 class RegistryClient:
     def __init__(self, hub_url: str, *, token: str | None = None, timeout: float = 10.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, max_body_bytes: int = 32 << 20) -> None:
         self.hub_url = normalize_base_url(hub_url)
         self.token = token
+        self.max_body_bytes = max_body_bytes  # an env list is KB per env; a larger answer is refused unread
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
@@ -130,7 +132,7 @@ class RegistryClient:
         headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else None
         try:
             async with self._http().request(method, url, json=json, headers=headers) as resp:
-                body = await resp.json(content_type=None) if resp.content_length != 0 else None
+                body = await read_json(resp, self.max_body_bytes)
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, ValueError) as err:
             raise HubUnavailable(f"{method} {url} failed: {type(err).__name__}: {err}") from err

@@ -4,9 +4,10 @@ Versioned API under `/v1` (sessions, steps, valid actions, expert, tasks, info),
 probes (`/healthz`, `/readyz`), Prometheus `/metrics`, and the AgentGym-compatible
 surface from `services.agentgym`. Env errors become real HTTP statuses with a
 JSON `{"detail": ...}` body: 404 unknown session/task, 409 finished episode,
-422 malformed action or body, 429 (+ Retry-After) when the session table is full,
-403 when the expert route is disabled, and 500 with the exception's type and text when
-env code raises anything else (a bug of the env: clients record it as an env error).
+422 malformed action or body, 429 (+ Retry-After) when the session table is full or
+the client holds its quota of sessions, 403 when the expert route is disabled, and 500
+with the exception's type and text when env code raises anything else (a bug of the
+env: clients record it as an env error).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from envs.actions import ActionParseError
 from envs.base import Env, EnvData, EnvError, NoExpert, StepAfterEnd, UnknownTask
 from envs.types import EnvInfo, Split
 from services.body_limit import BodyLimitMiddleware
 from services.crash_guard import CrashGuardMiddleware
+from services.client_key import client_key
 from services.prometheus_metrics import ServiceMetrics
 from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
 from wire.surfaces import ServiceInfo, surfaces
@@ -39,6 +41,7 @@ from wire.env_api import (
     Closed,
     CreateSession,
     ExpertAction,
+    MAX_COUNT,
     Health,
     SessionCreated,
     SessionState,
@@ -47,7 +50,7 @@ from wire.env_api import (
     TaskList,
     ValidActions,
 )
-from services.sessions import Session, SessionManager
+from services.sessions import LOCAL, ClientKey, Session, SessionManager
 
 log = logging.getLogger("trajgym.service")
 T = TypeVar("T")
@@ -56,12 +59,25 @@ T = TypeVar("T")
 class ServiceSettings(BaseModel):
     """Limits and switches of one env service (CLI flags of `trajgym serve`)."""
 
-    max_sessions: int = Field(default=4096, ge=1)
+    max_sessions: int = Field(default=4096, ge=1, le=MAX_COUNT)
+    max_sessions_per_client: int | None = Field(default=None, ge=1, description="sessions one client (address + "
+                                                "X-Trajgym-Client id) may hold; default a quarter of max_sessions, at least 64")
+    max_sessions_per_address: int | None = Field(default=None, ge=1, description="sessions one peer address may hold "
+                                                 "whatever ids it sends; default half of max_sessions, at least 128")
     session_ttl: float = Field(default=900.0, gt=0, description="seconds a session may stay idle")
     reap_interval: float | None = Field(default=None, gt=0)
     expert_enabled: bool = True
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     worker_threads: int = Field(default=4, ge=1, description="threads that run env code off the event loop")
+
+    @model_validator(mode="after")
+    def _quotas(self) -> "ServiceSettings":
+        # None means the default share; never more than the table itself.
+        per_client = self.max_sessions_per_client or max(self.max_sessions // 4, 64)
+        per_address = self.max_sessions_per_address or max(self.max_sessions // 2, 128)
+        self.max_sessions_per_client = min(per_client, self.max_sessions)
+        self.max_sessions_per_address = min(per_address, self.max_sessions)
+        return self
 
 
 class ExpertDisabled(Exception):
@@ -91,7 +107,8 @@ class EnvService:
         self.data = data
         self.data_dir = data_dir
         self.metrics = ServiceMetrics(env_cls.name)
-        self.sessions = SessionManager(settings.max_sessions, settings.session_ttl, on_close=self._closed)
+        self.sessions = SessionManager(settings.max_sessions, settings.session_ttl, on_close=self._closed,
+                                       per_client=settings.max_sessions_per_client, per_address=settings.max_sessions_per_address)
         self.ready = data is not None
         self.executor = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix=f"{env_cls.name}-env")
         self._info: EnvInfo | None = None
@@ -131,15 +148,16 @@ class EnvService:
             self._info = self.env_cls.info(self.data)
         return self._info
 
-    async def open_session(self, task_id: str | None, seed: int | None, split: Split | None, agentgym: bool = False) -> tuple[Session, Any]:
-        self.sessions.reserve()
+    async def open_session(self, task_id: str | None, seed: int | None, split: Split | None, agentgym: bool = False,
+                           client: ClientKey = LOCAL) -> tuple[Session, Any]:
+        self.sessions.reserve(client)
         try:
             env = self.env_cls(self.data)  # type: ignore[arg-type]
             obs = await self.call(env.reset, task_id, seed, split)
         except BaseException:
-            self.sessions.release()
+            self.sessions.release(client)
             raise
-        session = self.sessions.add(env, agentgym=agentgym)
+        session = self.sessions.add(env, agentgym=agentgym, client=client)
         self.metrics.sessions_created.inc()
         self.metrics.sessions_open.inc()
         return session, obs
@@ -219,8 +237,8 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         return TaskList(total=len(ids), tasks=[service.data.tasks[i] for i in ids[offset : offset + limit]])
 
     @v1.post("/sessions", status_code=201, response_model=SessionCreated, summary="Open a session on a task (id, or seed within a split)")
-    async def create_session(body: CreateSession) -> SessionCreated:
-        session, obs = await service.open_session(body.task_id, body.seed, body.split)
+    async def create_session(body: CreateSession, client: ClientKey = Depends(client_key)) -> SessionCreated:
+        session, obs = await service.open_session(body.task_id, body.seed, body.split, client=client)
         return SessionCreated(session_id=session.id, task_id=obs.task_id, instruction=obs.instruction,
                               observation=obs.observation, valid_actions=obs.valid_actions, info=obs.info)
 

@@ -24,7 +24,8 @@ from starlette.types import Receive, Scope, Send
 from envs.actions import ActionParseError
 from envs.types import StepResult, ToolCall
 from services.openenv_surface import NoEpisode, status_of
-from services.sessions import Session
+from services.client_key import key_of
+from services.sessions import LOCAL, ClientKey, Session
 from wire.errors import SessionNotFound
 from wire.mcp_api import (
     CONTROL_TOOLS,
@@ -55,9 +56,9 @@ class McpEpisode:
             raise NoEpisode(f"no episode in this MCP session: call {EPISODE_START} first")
         return self.service.sessions.get(self.session_id)
 
-    async def start(self, args: EpisodeStart) -> EpisodeContent:
+    async def start(self, args: EpisodeStart, client: ClientKey = LOCAL) -> EpisodeContent:
         await self.close()
-        session, obs = await self.service.open_session(args.task_id, args.seed, args.split)
+        session, obs = await self.service.open_session(args.task_id, args.seed, args.split, client=client)
         self.session_id = session.id
         return EpisodeContent(session_id=session.id, task_id=obs.task_id, instruction=obs.instruction, observation=obs.observation,
                               valid_actions=obs.valid_actions, info=obs.info)
@@ -130,7 +131,10 @@ class McpSurface:
             episode: McpEpisode = server.request_context.lifespan_context
             try:
                 if name == EPISODE_START:
-                    return _result(await episode.start(EpisodeStart.model_validate(arguments)))
+                    request = getattr(server.request_context, "request", None)  # the HTTP request of this MCP message
+                    client = key_of(request.client.host if request is not None and request.client else None,
+                                    request.headers if request is not None else {})
+                    return _result(await episode.start(EpisodeStart.model_validate(arguments), client))
                 if name == EPISODE_OBSERVATION:
                     return _result(episode.current())
                 if name == EPISODE_CLOSE:

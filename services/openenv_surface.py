@@ -24,14 +24,15 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Body, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Body, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from envs.actions import ActionParseError
 from envs.base import EnvError, StepAfterEnd, UnknownTask
 from envs.types import Observation, StepResult, ToolCall
-from services.sessions import Session
+from services.client_key import client_key, key_of
+from services.sessions import LOCAL, ClientKey, Session
 from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
 from wire.openenv_api import (
     OPENENV_API_VERSION,
@@ -141,7 +142,7 @@ def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
-async def json_rpc(service: EnvService, payload: Any, session: Session | None) -> dict[str, Any]:
+async def json_rpc(service: EnvService, payload: Any, session: Session | None, client: ClientKey = LOCAL) -> dict[str, Any]:
     """OpenEnv's JSON-RPC: tools/list, tools/call (on `session`, or on `params.session_id`), and its session
     methods openenv/session/create and openenv/session/close (used by OpenEnv's MCPToolClient)."""
     if not isinstance(payload, dict) or payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
@@ -151,7 +152,7 @@ async def json_rpc(service: EnvService, payload: Any, session: Session | None) -
     if not isinstance(params, dict):
         return _rpc_error(request_id, -32602, "Invalid params: expected an object")
     try:
-        return {"jsonrpc": "2.0", "id": request_id, "result": await _rpc_method(service, method, params, session)}
+        return {"jsonrpc": "2.0", "id": request_id, "result": await _rpc_method(service, method, params, session, client)}
     except _RpcError as err:
         return _rpc_error(request_id, err.code, str(err))
     except (ValidationError, ActionParseError) as err:
@@ -168,12 +169,13 @@ class _RpcError(Exception):
         self.code = code
 
 
-async def _rpc_method(service: EnvService, method: str, params: dict[str, Any], session: Session | None) -> Any:
+async def _rpc_method(service: EnvService, method: str, params: dict[str, Any], session: Session | None,
+                      client: ClientKey = LOCAL) -> Any:
     if method == "tools/list":
         return {"tools": [{"name": t.name, "description": t.description, "inputSchema": t.input_schema}
                           for t in openenv_tools(service.env_cls.tools)]}
     if method == "openenv/session/create":  # a session on the default task; a reset over /ws?session_id=... picks another
-        created, _ = await service.open_session(None, None, None)
+        created, _ = await service.open_session(None, None, None, client=client)
         return {"session_id": created.id}
     named = params.get("session_id")
     if named is not None and not isinstance(named, str):
@@ -206,8 +208,9 @@ class Connection:
     attached to an existing session (`/ws?session_id=...`, as OpenEnv's MCPToolClient does)
     resets that session in place and leaves it open: its owner closes it."""
 
-    def __init__(self, service: EnvService, attached: str | None = None) -> None:
+    def __init__(self, service: EnvService, attached: str | None = None, client: ClientKey = LOCAL) -> None:
         self.service = service
+        self.client = client  # whose quota this connection's sessions count against
         self.session_id: str | None = attached
         self.attached = attached is not None
         self.client_episode_id: str | None = None
@@ -225,7 +228,7 @@ class Connection:
                 obs = await self.service.call(session.env.reset, params.task_id, params.seed, params.split)
             return _reset_result(session, obs)
         await self.close()  # one session per episode: the old one's slot is free before the new one opens
-        session, obs = await self.service.open_session(params.task_id, params.seed, params.split)
+        session, obs = await self.service.open_session(params.task_id, params.seed, params.split, client=self.client)
         self.session_id = session.id
         return _reset_result(session, obs)
 
@@ -239,7 +242,7 @@ class Connection:
         if message.type == "state":
             return WSResponse(type="state", data=state_of(self.session(), self.client_episode_id).model_dump(mode="json"))
         assert message.type == "mcp"
-        return WSResponse(type="mcp", data=await json_rpc(self.service, message.data, self.session()))
+        return WSResponse(type="mcp", data=await json_rpc(self.service, message.data, self.session(), self.client))
 
     async def close(self) -> None:
         if self.session_id is not None and not self.attached:
@@ -257,7 +260,8 @@ async def _serve_ws(service: EnvService, websocket: WebSocket) -> None:
             await websocket.send_text(_ws_error_for(service, err).model_dump_json())
             await websocket.close()
             return
-    connection = Connection(service, attached=attach)
+    connection = Connection(service, attached=attach,
+                            client=key_of(websocket.client.host if websocket.client else None, websocket.headers))
     limit = service.settings.max_body_bytes
     try:
         while True:
@@ -318,8 +322,9 @@ def openenv_app(service: EnvService) -> FastAPI:
 
     @app.post("/reset", response_model=OpenEnvResult, tags=["Environment Control"],
               summary="Open a session on a task (id, or seed within a split): its first observation; metadata.session_id names it")
-    async def reset(body: OpenEnvReset = Body(default_factory=OpenEnvReset)) -> OpenEnvResult:
-        session, obs = await service.open_session(body.task_id, body.seed, body.split)
+    async def reset(body: OpenEnvReset = Body(default_factory=OpenEnvReset),
+                    client: ClientKey = Depends(client_key)) -> OpenEnvResult:
+        session, obs = await service.open_session(body.task_id, body.seed, body.split, client=client)
         return _reset_result(session, obs)
 
     @app.post("/step", response_model=OpenEnvResult, tags=["Environment Control"],
@@ -358,7 +363,8 @@ def openenv_app(service: EnvService) -> FastAPI:
             payload = json.loads(await request.body())
         except ValueError:
             return JSONResponse(_rpc_error(None, -32700, "Parse error"))
-        return JSONResponse(await json_rpc(service, payload, None))
+        return JSONResponse(await json_rpc(service, payload, None,
+                                           key_of(request.client.host if request.client else None, request.headers)))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from envs.registry import load_class
 from services.app import ServiceSettings, create_app
+from services.http_guard import ConnectionLimits, uvicorn_options
 from services.ports import bind_port
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -68,7 +69,8 @@ def run_server(app: FastAPI, host: str, port: int, **config: Any) -> None:
 def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
               settings: ServiceSettings | None = None, log_level: str = "warning",
               switch_interval: float = 0.0005, register: str | None = None, public_url: str | None = None,
-              hub_token: str | None = None, modes: dict[str, str] | None = None, heartbeat: float = 10.0) -> None:
+              hub_token: str | None = None, modes: dict[str, str] | None = None, heartbeat: float = 10.0,
+              limits: ConnectionLimits | None = None) -> None:
     """Serve `env`; with `register=HUB_URL` join that hub once listening, stay joined (every `heartbeat`
     seconds it checks that the hub still lists it, and joins again if not) and leave it at shutdown.
 
@@ -96,8 +98,9 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
     app = create_app(env_cls, data=data, settings=settings, on_ready=registrar.start if registrar else None)
     if registrar is not None:
         _leave_on_shutdown(app, registrar.stop)
-    run_server(app, host, port, log_level=log_level, loop="auto", http="auto", access_log=False, proxy_headers=False,
-               timeout_keep_alive=30)
+    # proxy_headers=False: the peer address (the session quota's key) is the TCP peer, never a header.
+    run_server(app, host, port, log_level=log_level, loop="auto", access_log=False, proxy_headers=False,
+               **uvicorn_options(limits))
 
 
 def _leave_on_shutdown(app: FastAPI, leave: Callable[[], Awaitable[None]]) -> None:

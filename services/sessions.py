@@ -6,6 +6,10 @@ lock; idle sessions are reaped after a TTL (the table's, or the session's own
 Retry-After) instead of sharing or reusing one. Sessions opened for the AgentGym
 routes also get an integer index, drawn at random so that no client can guess
 another's (AgentGym clients need integers).
+
+Quotas keep one client from taking every slot: a `ClientKey` (peer address, client id
+from the `X-Trajgym-Client` header or "") may hold `per_client` sessions, and one peer
+address `per_address` in all (so rotating the self-chosen id buys at most that).
 """
 
 from __future__ import annotations
@@ -14,13 +18,26 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from envs.base import Env
-from wire.errors import ServerFull, SessionNotFound
+from wire.errors import QuotaExceeded, ServerFull, SessionNotFound
+
+
+class ClientKey(NamedTuple):
+    """Whose session: the peer address, and the client id it sent ("" without the header)."""
+
+    address: str
+    client_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.client_id}@{self.address}" if self.client_id else self.address
+
+
+LOCAL = ClientKey("local")
 
 
 @dataclass(eq=False)
@@ -33,6 +50,7 @@ class Session:
     agentgym_index: int | None = None
     ttl: float | None = None  # idle seconds before reaping; None: the table's TTL
     agentgym_state: Any = None  # per-instance state of the AgentGym routes (services.agentgym)
+    client: ClientKey = LOCAL
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
@@ -46,11 +64,15 @@ class SessionManager:
     """In-memory session table; all methods run on the event loop (no thread touches it)."""
 
     def __init__(self, max_sessions: int, ttl_seconds: float, on_close: Callable[[Session, str], None] | None = None,
-                 remember_closed: int = 100_000) -> None:
+                 remember_closed: int = 100_000, per_client: int | None = None, per_address: int | None = None) -> None:
         self.max_sessions = max_sessions
         self.ttl = ttl_seconds
+        self.per_client = per_client or max_sessions
+        self.per_address = per_address or max_sessions
         self._sessions: dict[str, Session] = {}
         self._reserved = 0
+        self._by_client: Counter[ClientKey] = Counter()  # open + reserved
+        self._by_address: Counter[str] = Counter()
         self._agentgym: dict[int, str] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._remember_closed = remember_closed
@@ -59,19 +81,44 @@ class SessionManager:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    # A slot is reserved before the (possibly slow) reset runs, so the limit holds under concurrency.
-    def reserve(self) -> None:
+    def held(self, client: ClientKey) -> int:
+        """Sessions `client` holds (open, or being opened)."""
+        return self._by_client[client]
+
+    # A slot is reserved before the (possibly slow) reset runs, so the limits hold under concurrency.
+    def reserve(self, client: ClientKey = LOCAL) -> None:
         if len(self._sessions) + self._reserved >= self.max_sessions:
-            retry_after = self._retry_after()
+            retry_after = self._retry_after(self._sessions.values())
             raise ServerFull(f"session limit reached; retry after {retry_after} s", retry_after=retry_after)
+        if self._by_client[client] >= self.per_client:
+            retry_after = self._retry_after(s for s in self._sessions.values() if s.client == client)
+            raise QuotaExceeded(f"client {client} already holds {self._by_client[client]} sessions, its quota "
+                                f"(--max-sessions-per-client {self.per_client}); close one, or retry after {retry_after} s "
+                                "when the oldest idle one expires", retry_after=retry_after)
+        if self._by_address[client.address] >= self.per_address:
+            retry_after = self._retry_after(s for s in self._sessions.values() if s.client.address == client.address)
+            raise QuotaExceeded(f"address {client.address} already holds {self._by_address[client.address]} sessions, its "
+                                f"quota (--max-sessions-per-address {self.per_address}) whatever client ids it sends; "
+                                f"close one, or retry after {retry_after} s", retry_after=retry_after)
         self._reserved += 1
+        self._count(client, +1)
 
-    def release(self) -> None:
+    def release(self, client: ClientKey = LOCAL) -> None:
         self._reserved -= 1
+        self._count(client, -1)
 
-    def add(self, env: Env, agentgym: bool = False) -> Session:
+    def _count(self, client: ClientKey, delta: int) -> None:
+        self._by_client[client] += delta
+        if self._by_client[client] <= 0:
+            del self._by_client[client]
+        self._by_address[client.address] += delta
+        if self._by_address[client.address] <= 0:
+            del self._by_address[client.address]
+
+    def add(self, env: Env, agentgym: bool = False, client: ClientKey = LOCAL) -> Session:
+        """Turn `client`'s reservation into an open session."""
         self._reserved -= 1
-        session = Session(id=str(uuid.uuid4()), env=env)
+        session = Session(id=str(uuid.uuid4()), env=env, client=client)
         if agentgym:
             index = 1 + secrets.randbelow(AGENTGYM_INDEX_BOUND - 1)
             while index in self._agentgym:
@@ -111,6 +158,7 @@ class SessionManager:
             raise SessionNotFound(f"session {session_id} is unknown")
         if session.agentgym_index is not None:
             self._agentgym.pop(session.agentgym_index, None)
+        self._count(session.client, -1)
         self._closed[session_id] = None
         if len(self._closed) > self._remember_closed:
             self._closed.popitem(last=False)
@@ -131,8 +179,9 @@ class SessionManager:
         for session_id in list(self._sessions):
             self.close(session_id, reason="shutdown")
 
-    def _retry_after(self) -> int:
-        if not self._sessions:
+    def _retry_after(self, sessions: Iterable[Session]) -> int:
+        """Seconds until the least recently used of `sessions` would expire (1 if none)."""
+        oldest = min((s.last_used for s in sessions), default=None)
+        if oldest is None:
             return 1
-        oldest = min(s.last_used for s in self._sessions.values())
         return max(1, int(oldest + self.ttl - time.monotonic()) + 1)

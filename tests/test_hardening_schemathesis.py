@@ -1,7 +1,7 @@
 """Schemathesis fuzzing of every service's OpenAPI schema against real uvicorn servers.
 
-The four env services (built-in data) and the hub (SQLite store, one registered env) are
-started with `running_server`; schemathesis generates valid and invalid requests for every
+The four env services (built-in data), the hub (SQLite store, one registered env) and the
+dashboard's JSON API (a seeded trajectory store) are started with `running_server`; schemathesis generates valid and invalid requests for every
 operation of each schema (bounded examples) and checks: no 5xx, the status code is one the
 schema documents, the content type and body conform to the documented response schema.
 """
@@ -26,7 +26,10 @@ from schemathesis.specs.openapi.checks import (
 
 from envs.registry import load_class
 from services.app import ServiceSettings, create_app
+from services.dashboard import create_dashboard_router
 from services.hub.app import HubSettings, create_hub_app
+from store.repo import Store
+from tests.support.dashboard_seed import RunSpec, seed_run, tasks_for
 from tests.support.server import running_server
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -79,8 +82,23 @@ def hub_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
         yield schemathesis.openapi.from_url(hub_url + "/openapi.json")
 
 
+@pytest.fixture(scope="module")
+def dashboard_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[schemathesis.schemas.BaseSchema, dict[str, int]]]:
+    """The dashboard's JSON API (tag `dashboard`) over a store with a finished and a live run."""
+    db = tmp_path_factory.mktemp("dashboard") / "store.db"
+    store = Store(str(db))
+    run_id = seed_run(store, RunSpec("done", "webshop", "model-a", tasks_for("webshop", 12), samples=2, seed=1))
+    seed_run(store, RunSpec("live", "household", "model-b", tasks_for("household", 10), finish=4, claim_more=2, seed=2))
+    ids = {"run_id": run_id, "episode_id": store.episodes(run_id)[0]["id"]}
+    store.close()
+    url = f"sqlite:///{db}"
+    app = create_hub_app(url, TOKEN, health_checks=False, extra_routers=[create_dashboard_router(url)])
+    with running_server(app) as base:
+        yield schemathesis.openapi.from_url(base + "/openapi.json").include(tag="dashboard"), ids
+
+
 def fuzz(schema: schemathesis.schemas.BaseSchema, headers: dict[str, str] | None = None, base_url: str | None = None,
-         examples: int = EXAMPLES, env_name: str | None = None) -> int:
+         examples: int = EXAMPLES, env_name: str | None = None, path_values: dict[str, object] | None = None) -> int:
     """Run every operation with positive and negative cases; fail listing every operation that broke a check."""
     failures: list[str] = []
     operations = 0
@@ -99,6 +117,11 @@ def fuzz(schema: schemathesis.schemas.BaseSchema, headers: dict[str, str] | None
                 strategies.append(operation.as_strategy(GenerationMode.NEGATIVE, path_parameters={"session_id": live}))
         if "{name}" in operation.path and env_name is not None:  # the hub: also a registered env's name
             strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters={"name": env_name}))
+        known = {k: v for k, v in (path_values or {}).items() if "{" + k + "}" in operation.path}
+        if known:  # ids that exist (random ones only reach the 404 branch)
+            strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=known))
+            with contextlib.suppress(Exception):
+                strategies.append(operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=known))
 
         @_settings(examples)
         @given(case=st.one_of(strategies))
@@ -135,6 +158,12 @@ def test_qa_api_fuzz(qa_schema: tuple[schemathesis.schemas.BaseSchema, str]) -> 
 
 def test_hub_api_fuzz(hub_schema: schemathesis.schemas.BaseSchema) -> None:
     fuzz(hub_schema, headers={"Authorization": f"Bearer {TOKEN}"}, env_name="qa")
+
+
+def test_dashboard_api_fuzz(dashboard_schema: tuple[schemathesis.schemas.BaseSchema, dict[str, int]]) -> None:
+    """Includes out-of-range ids and pages (the schema states the bounds, schemathesis crosses them): 422, never 500."""
+    schema, ids = dashboard_schema
+    fuzz(schema, path_values=ids)
 
 
 @pytest.mark.slow

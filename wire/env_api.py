@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field, model_validator
 from envs.types import Split, StepResult, TaskSpec, ToolCall
 
 MAX_ACTION_CHARS = 20_000
+# Clients name themselves in this header; the env service's session quota counts per (peer address, id).
+CLIENT_HEADER = "X-Trajgym-Client"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@+-]{1,100}$"
 
 
 class ErrorBody(BaseModel):
@@ -92,7 +95,11 @@ class TaskList(BaseModel):
     tasks: list[TaskSpec]
 
 
+# The hub stores a replica's reported counts in INTEGER columns: a value past them is a bad /healthz, not a crash.
+MAX_COUNT = 2**31 - 1
+
+
 class Health(BaseModel):
-    status: str
-    sessions: int = 0
-    max_sessions: int = 0
+    status: str = Field(max_length=200)
+    sessions: int = Field(default=0, ge=0, le=MAX_COUNT)
+    max_sessions: int = Field(default=0, ge=0, le=MAX_COUNT)

@@ -75,6 +75,10 @@ class ServerFull(EnvRequestError):
     status = 429
 
 
+class QuotaExceeded(ServerFull):
+    """This client (or its address) holds its quota of open sessions; also a 429 with Retry-After."""
+
+
 class ExpertUnavailable(EnvRequestError):
     status = 403
 

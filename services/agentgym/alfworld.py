@@ -21,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 
 from envs.actions import ActionParseError
 from envs.base import StepAfterEnd
 from envs.household.commands import NOTHING
+from services.client_key import client_key
+from services.sessions import ClientKey
 from services.agentgym.alfworld_games import GameIndex, find_mappings, mappings_folder, task_type_of
 from services.agentgym.instances import InstancePool
 from services.sessions import Session
@@ -97,8 +99,8 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         return "This is environment AlfWorld."
 
     @router.post("/create", response_model=AlfWorldCreated, summary="AgentGym: create an instance → {id}")
-    async def create() -> AlfWorldCreated:
-        session = await pool.create(None)
+    async def create(client: ClientKey = Depends(client_key)) -> AlfWorldCreated:
+        session = await pool.create(None, client)
         _instance(session)
         assert session.agentgym_index is not None
         return AlfWorldCreated(id=session.agentgym_index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from envs.base import UnknownTask
 from services.agentgym.indices import OwnTasks
@@ -24,6 +24,8 @@ from wire.agentgym_api import (
     AgentGymStep,
     AgentGymStepResult,
 )
+from services.client_key import client_key
+from services.sessions import ClientKey
 from wire.env_api import Closed
 
 if TYPE_CHECKING:
@@ -53,9 +55,9 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         return "ok"
 
     @router.post("/create", summary="AgentGym: create an env instance → its integer index")
-    async def create(body: AgentGymCreate | None = None) -> Any:
+    async def create(body: AgentGymCreate | None = None, client: ClientKey = Depends(client_key)) -> Any:
         task_id = task_at(body.id) if body and body.id is not None else None
-        session = await pool.create(task_id)
+        session = await pool.create(task_id, client)
         index = session.agentgym_index
         return index if service.env_cls.agentgym_create_returns_int else {"id": index, "env_idx": index}
 

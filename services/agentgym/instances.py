@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from services.sessions import Session
+from services.sessions import LOCAL, ClientKey, Session
 from wire.errors import ServerFull
 
 if TYPE_CHECKING:
@@ -65,11 +65,12 @@ class InstancePool:
         self.cap = settings.max_instances or max(1, service.settings.max_sessions // 2)
         self._pending = 0
 
-    async def create(self, task_id: str | None) -> Session:
+    async def create(self, task_id: str | None, client: ClientKey = LOCAL) -> Session:
+        """A new instance for `client` (its per-client session quota applies, as on v1)."""
         self._make_room()
         self._pending += 1
         try:
-            session, _ = await self.service.open_session(task_id, None, None, agentgym=True)
+            session, _ = await self.service.open_session(task_id, None, None, agentgym=True, client=client)
         finally:
             self._pending -= 1
         session.ttl = self.settings.ttl

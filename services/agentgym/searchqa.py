@@ -23,10 +23,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from envs.qa.data import QaData
 from envs.qa.reward import exact_match
+from services.client_key import client_key
+from services.sessions import ClientKey
 from services.agentgym.indices import NamedRange, RangedIndex
 from services.agentgym.instances import InstancePool
 from services.sessions import Session
@@ -107,9 +109,9 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         return "ok"
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
-    async def create(body: SearchQACreate | None = None) -> int:
+    async def create(body: SearchQACreate | None = None, client: ClientKey = Depends(client_key)) -> int:
         task_id = index().own.task_at(body.id) if body is not None and body.id is not None else None
-        session = await pool.create(task_id)
+        session = await pool.create(task_id, client)
         assert session.agentgym_index is not None
         return session.agentgym_index
 

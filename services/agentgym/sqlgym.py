@@ -25,10 +25,12 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 
 from envs.actions import ActionParseError
 from envs.sql.env import SqlEnv
+from services.client_key import client_key
+from services.sessions import ClientKey
 from services.agentgym.indices import NamedRange, RangedIndex
 from services.agentgym.instances import InstancePool
 from services.agentgym.sqlgym_schema import describe_sqlite
@@ -136,8 +138,8 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         return []
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
-    async def create() -> int:
-        session = await pool.create(None)
+    async def create(client: ClientKey = Depends(client_key)) -> int:
+        session = await pool.create(None, client)
         _instance(session)
         assert session.agentgym_index is not None
         return session.agentgym_index

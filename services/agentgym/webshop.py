@@ -21,11 +21,13 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from envs.actions import ActionParseError
 from envs.base import StepAfterEnd, UnknownTask
 from envs.webshop.env import WebShopEnv
+from services.client_key import client_key
+from services.sessions import ClientKey
 from services.agentgym.instances import InstancePool
 from services.sessions import Session
 from wire.agentgym_api import (
@@ -82,8 +84,8 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         return []
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
-    async def create() -> int:
-        session = await pool.create(goal_task(None))
+    async def create(client: ClientKey = Depends(client_key)) -> int:
+        session = await pool.create(goal_task(None), client)
         session.env.max_turns = sys.maxsize  # type: ignore[misc]  # WebShop has no turn limit
         assert session.agentgym_index is not None
         return session.agentgym_index

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.dashboard import queries
 from services.dashboard.db import ReadStore
-from services.dashboard.schemas import OUTCOMES, TaskFilter
+from services.dashboard.schemas import MAX_PAGE, OUTCOMES, EpisodeId, PerPage, RunId, TaskFilter
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -80,8 +80,8 @@ def pages_router(store: ReadStore) -> APIRouter:
         return await render(request, name, data=data, **ctx)
 
     @router.get("", response_class=HTMLResponse)
-    async def runs(request: Request, page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
-                   per_page: Annotated[int, Query(ge=1, le=500)] = 50) -> HTMLResponse:
+    async def runs(request: Request, page_no: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1,
+                   per_page: PerPage = 50) -> HTMLResponse:
         return await page(request, "runs.html", queries.list_runs, page_no, per_page, page="runs")
 
     @router.get("/compare", response_class=HTMLResponse)
@@ -89,7 +89,7 @@ def pages_router(store: ReadStore) -> APIRouter:
         return await page(request, "compare.html", queries.compare_models, split or None, page="compare")
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
-    async def run(request: Request, run_id: int, filters: Annotated[TaskFilter, Query()]) -> HTMLResponse:
+    async def run(request: Request, run_id: RunId, filters: Annotated[TaskFilter, Query()]) -> HTMLResponse:
         def both(s: ReadStore) -> tuple[Any, Any]:
             return queries.run_detail(s, run_id), queries.task_table(s, run_id, filters)
 
@@ -100,12 +100,12 @@ def pages_router(store: ReadStore) -> APIRouter:
         return await render(request, "run.html", page="run", data=detail, table=table)
 
     @router.get("/runs/{run_id}/live", response_class=HTMLResponse)
-    async def live(request: Request, run_id: int,
+    async def live(request: Request, run_id: RunId,
                    refresh: Annotated[float, Query(ge=0.2, le=600)] = 2.0) -> HTMLResponse:
         return await page(request, "live.html", queries.live_view, run_id, page="live", refresh=refresh)
 
     @router.get("/episodes/{episode_id}", response_class=HTMLResponse)
-    async def episode(request: Request, episode_id: int) -> HTMLResponse:
+    async def episode(request: Request, episode_id: EpisodeId) -> HTMLResponse:
         return await page(request, "episode.html", queries.episode_view, episode_id, page="episode")
 
     return router

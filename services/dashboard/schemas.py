@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
+
+# Bounds of what a URL may ask for (422 past them, never a database overflow and a 500): ids are the store's
+# BIGINT primary keys (SQLite INTEGER is 64-bit too); a page number must keep OFFSET (page-1)*per_page in int64.
+MAX_ID = 2**63 - 1
+MAX_PAGE = 2**31 - 1
+MAX_PER_PAGE = 500
 
 OUTCOMES = ("success", "failure", "truncated", "policy_error", "env_error", "infra_error")
 Outcome = Literal["success", "failure", "truncated", "policy_error", "env_error", "infra_error"]
 RunState = Literal["complete", "running", "idle"]
+
+
+# Route parameters of the API and the pages, one definition each.
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="a run's id")]
+EpisodeId = Annotated[int, Path(ge=1, le=MAX_ID, description="an episode's id")]
+PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 
 
 class Page(BaseModel):
@@ -111,8 +124,8 @@ class TaskFilter(BaseModel):
     q: str | None = Field(default=None, max_length=200, description="substring of the task id")
     sort: Literal["task_id", "split", "episodes", "success_rate", "mean_reward", "mean_turns", "tokens"] = "task_id"
     order: Literal["asc", "desc"] = "asc"
-    page: int = Field(default=1, ge=1)
-    per_page: int = Field(default=50, ge=1, le=500)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    per_page: int = Field(default=50, ge=1, le=MAX_PER_PAGE)
 
 
 class TaskRow(BaseModel):

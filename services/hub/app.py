@@ -28,11 +28,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import aiohttp
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
@@ -186,7 +186,7 @@ def create_hub_app(store_url: str, token: str, *, settings: HubSettings | None =
         return await _db(state.store.add_replica, name, body.url, result, body.replace)
 
     @v1.delete("/envs/{name}/replicas/{replica_id}", response_model=Deleted, dependencies=write, responses=AUTH_RESPONSES, summary="Remove a replica")
-    async def remove_replica(name: str, replica_id: int) -> Deleted:
+    async def remove_replica(name: str, replica_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Deleted:
         await _db(state.store.remove_replica, name, replica_id)
         return Deleted(name=name, replica_id=replica_id)
 

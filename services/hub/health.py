@@ -2,6 +2,8 @@
 
 A probe is `GET /healthz` (open sessions, max sessions) plus, while a replica is not
 yet verified, `GET /v1/info` to check it serves the registered env name and version.
+Every read is bounded: `timeout` covers connecting and reading the whole body, and a body
+over `PROBE_MAX_BYTES` is refused after reading at most that much (a replica is not trusted to answer small).
 """
 
 from __future__ import annotations
@@ -15,20 +17,29 @@ import aiohttp
 import anyio
 from pydantic import ValidationError
 
+from clients.bounded import read_json
 from envs.types import EnvInfo
 from services.hub.store import CheckResult, HubStore, ReplicaTarget
 from wire.env_api import Health
 
 log = logging.getLogger("trajgym.hub")
 
+# /healthz is ~60 bytes and /v1/info a few KB (the four envs: 1.3-4.6 KB); 1 MiB leaves room for big tool schemas.
+PROBE_MAX_BYTES = 1 << 20
+# The hub's registry columns (services/hub/models.py): longer names would fail the insert on PostgreSQL.
+MAX_ENV_NAME, MAX_VERSION = 200, 100
+
 
 async def fetch_info(http: aiohttp.ClientSession, url: str, timeout: float) -> EnvInfo:
     """The replica's GET /v1/info; raises `ProbeError` with a readable reason."""
     body = await _get_json(http, url + "/v1/info", timeout)
     try:
-        return EnvInfo.model_validate(body)
+        info = EnvInfo.model_validate(body)
     except ValidationError as err:
         raise ProbeError(f"{url}/v1/info is not an env info document ({err.error_count()} errors)") from err
+    if len(info.name) > MAX_ENV_NAME or len(info.version) > MAX_VERSION:
+        raise ProbeError(f"{url}/v1/info: env name or version too long (at most {MAX_ENV_NAME} and {MAX_VERSION} characters)")
+    return info
 
 
 class ProbeError(Exception):
@@ -40,7 +51,7 @@ async def _get_json(http: aiohttp.ClientSession, url: str, timeout: float) -> An
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as resp:
             if resp.status != 200:
                 raise ProbeError(f"GET {url}: HTTP {resp.status}")
-            return await resp.json(content_type=None)
+            return await read_json(resp, PROBE_MAX_BYTES)
     except ProbeError:
         raise
     except (TimeoutError, aiohttp.ClientError, ValueError) as err:

@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,9 +16,10 @@ from services.ports import free_port
 
 
 @contextlib.contextmanager
-def running_server(app: FastAPI, port: int | None = None) -> Iterator[str]:
+def running_server(app: FastAPI, port: int | None = None, **options: Any) -> Iterator[str]:
+    """`options` go to `uvicorn.Config` (e.g. `services.http_guard.uvicorn_options(...)`)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
