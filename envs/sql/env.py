@@ -19,7 +19,7 @@ from envs.base import Env
 from envs.sql import expert, reward
 from envs.sql.data import SqlData, SqlGold, load_builtin, load_dir
 from envs.sql.render import execution
-from envs.sql.sandbox import SessionDb
+from envs.sql.sandbox import SessionDb, SqlLimitError
 from envs.sql.statements import find_sql_block, strip_fences
 from envs.types import Action, StepResult, TaskSpec, ToolCall, ToolParam, ToolSpec
 
@@ -58,6 +58,7 @@ class SqlEnv(Env[SqlData]):
     system_prompt = ("You are an expert SQL agent working with a SQLite database. Explore it with SQL, then answer "
                      "the question or make the requested change. " + HELP)
     tools: ClassVar[list[ToolSpec]] = make_tools("SQLite")
+    long_steps = True  # a step may wait seconds on its worker process or server (envs.sql.worker)
 
     def __init__(self, data: SqlData) -> None:
         super().__init__(data)
@@ -133,6 +134,11 @@ class SqlEnv(Env[SqlData]):
         if "\x00" in sql:  # sqlite3 raises ValueError on NUL; neither backend can run it
             return StepResult(observation="Error: SQL must not contain NUL characters.", info={"error": True})
         result = self.db.execute(sql)
+        if result.fatal:  # the session's database is gone (its worker was killed): the episode ends
+            assert self.gold is not None
+            self.close()
+            return StepResult(observation=execution(result, self.data.limits), reward=0.0, done=True,
+                              info={"error": True, "success": False, "kind": self.gold.kind})
         if result.error is None:
             self.executed.append(sql)
             if result.columns is not None:
@@ -182,7 +188,10 @@ class SqlEnv(Env[SqlData]):
     def _grade_mutation(self) -> tuple[bool, str]:
         assert self.gold is not None and self.gold.sql is not None and self.db is not None
         self.db.finish_transaction()
-        actual = self.db.snapshot()
+        try:
+            actual = self.db.snapshot()
+        except SqlLimitError as err:  # a limit stopped the reading of the agent's tables: the agent's failure
+            return False, f"Wrong: {err}."
         fresh = self._fresh_db()
         try:
             result = fresh.execute(self.gold.sql)

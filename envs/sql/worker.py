@@ -1,0 +1,499 @@
+"""Each session's SQL runs in its own worker process, which the service kills when a statement overruns.
+
+SQLite checks its interrupt flag only between VM instructions, and PostgreSQL its
+cancel flag only at interrupt checks: one long instruction (``ltrim`` or ``LIKE``
+on long operands, repeated in one row) runs on whatever the time limit says.
+So a session's connection lives in a worker process; the worker stops a
+statement itself at the time limit (interrupt / cancel), and the service kills
+the worker `kill_grace_s` later if it has not answered. A worker also caps its
+memory (SQLite's heap limit and an address-space limit), so one session cannot
+take the service's memory, and its results reach the service only within the
+result budget, decoded by an unpickler that accepts plain data only.
+
+Workers are forked by one zygote process per service (``python -m envs.sql.worker``,
+started on first use, with the SQL modules imported once): a fork costs a few
+milliseconds and a worker about 2 MiB of its own memory. The zygote exits when
+the service does; its workers are killed with it (Linux parent-death signal) or
+exit when their socket closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import io
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from envs.sql.limits import (
+    ExecResult,
+    Snapshot,
+    SqlLimitError,
+    SqlLimits,
+    killed_message,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+_SPAWN = b"s"
+_FIT_RSS = 96 * 2**20  # a worker that keeps more memory than this after its session is not reused
+
+
+class WorkerError(RuntimeError):
+    """The worker could not be started or answered with an error."""
+
+
+class WorkerGone(WorkerError):
+    """The worker was killed (it overran `kill_after_s`) or died (e.g. over its memory limit)."""
+
+    def __init__(self, message: str, overran: bool) -> None:
+        super().__init__(message)
+        self.overran = overran
+
+
+# ----- service side: the zygote and one session's worker --------------------------------------------
+class Zygote:
+    """The process that forks workers. Thread-safe."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "envs.sql.worker", str(theirs.fileno())],
+                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        finally:
+            theirs.close()
+        self._ctl = ours
+        self._lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self) -> tuple[int, Connection]:
+        """A new worker: (pid, connection to it)."""
+        ours, theirs = socket.socketpair()
+        try:
+            with self._lock:
+                socket.send_fds(self._ctl, [_SPAWN], [theirs.fileno()])
+                raw = b""
+                while len(raw) < 8:
+                    part = self._ctl.recv(8 - len(raw))
+                    if not part:
+                        raise WorkerError("the SQL worker zygote exited")
+                    raw += part
+        except OSError as err:
+            ours.close()
+            raise WorkerError(f"cannot start an SQL worker: {err}") from err
+        finally:
+            theirs.close()
+        return int.from_bytes(raw, "little"), Connection(ours.detach())
+
+    def close(self) -> None:
+        self._ctl.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+_zygote: Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def zygote() -> Zygote:
+    """The service's zygote, started (again) when needed."""
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive:
+            _zygote = Zygote()
+        return _zygote
+
+
+@atexit.register
+def _close_zygote() -> None:
+    with _zygote_lock:
+        if _zygote is not None:
+            _zygote.close()
+
+
+class _PlainData(pickle.Unpickler):
+    """Worker replies are plain data (tuples, lists, dicts, str, bytes, numbers): no class may be loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused {module}.{name} in a worker reply")
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd keeps the kill aimed at this worker even after its pid is reused (Linux >= 5.3)."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
+
+
+class Worker:
+    """One worker process: its pid, a pidfd where the system has them, the connection to it."""
+
+    def __init__(self, pid: int, conn: Connection) -> None:
+        self.pid = pid
+        self.conn = conn
+        self.pidfd = _pidfd(pid)
+        self.sessions = 0  # sessions it has served
+
+    def kill(self) -> None:
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def exited(self, timeout: float) -> bool:
+        if self.pidfd is None:
+            return False
+        ready, _, _ = select.select([self.pidfd], [], [], timeout)
+        return bool(ready)
+
+    def release(self) -> None:
+        self.conn.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class _Idle:
+    """Workers whose session ended cleanly, reset and kept for the next session (a fork and the first touches
+    of the zygote's memory cost milliseconds; a reused worker opens a session in a fraction of one)."""
+
+    def __init__(self, keep: int = 32, max_sessions: int = 200) -> None:
+        self.keep = keep
+        self.max_sessions = max_sessions
+        self._workers: list[Worker] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Worker | None:
+        with self._lock:
+            return self._workers.pop() if self._workers else None
+
+    def give(self, worker: Worker) -> bool:
+        with self._lock:
+            if len(self._workers) < self.keep and worker.sessions < self.max_sessions:
+                self._workers.append(worker)
+                return True
+        return False
+
+    def clear(self) -> None:
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.kill()
+            w.release()
+
+
+IDLE = _Idle()
+atexit.register(IDLE.clear)
+
+
+class WorkerDb:
+    """Service side of one session's worker; a `SessionDb`. One request at a time."""
+
+    def __init__(self, limits: SqlLimits, open_request: tuple[Any, ...], open_timeout: float = 60.0) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._max_reply = max(limits.max_result_bytes, limits.max_snapshot_bytes) * 2 + 16 * 2**20
+        self._overran = False
+        reused = IDLE.take()
+        self._worker = reused or Worker(*zygote().spawn())
+        self._gone = False
+        try:
+            self.info: Any = self._call(open_request, open_timeout)
+        except WorkerGone:
+            if reused is None:
+                raise
+            self._worker = Worker(*zygote().spawn())  # the idle worker had died meanwhile: once more, fresh
+            self._gone = False
+            self.info = self._call(open_request, open_timeout)
+        except WorkerError:
+            self.kill()
+            raise
+        self._worker.sessions += 1
+
+    @property
+    def pid(self) -> int:
+        return self._worker.pid
+
+    @property
+    def closed(self) -> bool:
+        return self._gone
+
+    # ----- requests ---------------------------------------------------------------------------
+    def _call(self, request: tuple[Any, ...], timeout: float) -> Any:
+        """Send `request`; the worker's payload, or WorkerGone (killed after `timeout` s / died) / WorkerError."""
+        with self._lock:
+            if self._gone:
+                raise WorkerGone("the database of this session is closed", overran=False)
+            conn = self._worker.conn
+            try:
+                conn.send(request)
+                if not conn.poll(timeout):
+                    self._kill_locked()
+                    self._overran = True
+                    raise WorkerGone(f"the worker did not answer within {timeout:g} s", overran=True)
+                reply = _PlainData(io.BytesIO(conn.recv_bytes(self._max_reply))).load()
+            except (EOFError, OSError, pickle.UnpicklingError) as err:
+                self._kill_locked()
+                raise WorkerGone(f"the worker stopped: {type(err).__name__}", overran=False) from err
+        status, payload = reply
+        if status == "error":
+            raise WorkerError(str(payload))
+        if status == "limit":
+            raise SqlLimitError(str(payload))
+        return payload
+
+    def execute(self, sql: str) -> ExecResult:
+        try:
+            payload = self._call(("execute", sql), self.limits.kill_after_s)
+        except WorkerGone as gone:
+            return ExecResult(error=self._gone_message(gone), fatal=True)
+        except WorkerError as err:
+            return ExecResult(error=str(err))
+        return ExecResult(**payload)
+
+    def snapshot(self) -> Snapshot:
+        try:
+            return self._call(("snapshot",), self.limits.kill_after_s)  # type: ignore[no-any-return]
+        except WorkerGone as gone:
+            raise SqlLimitError(self._gone_message(gone, "reading your tables for grading")) from None
+        except SqlLimitError:
+            raise
+        except WorkerError as err:
+            raise SqlLimitError(f"grading stopped: {err}") from None
+
+    def finish_transaction(self) -> None:
+        try:
+            self._call(("finish",), self.limits.kill_after_s)
+        except WorkerError:
+            pass  # the snapshot that follows reports a gone worker
+
+    @property
+    def overran(self) -> bool:
+        """Whether the worker was killed in a statement that did not stop at the time limit."""
+        return self._overran
+
+    def _gone_message(self, gone: WorkerGone, what: str = "the statement") -> str:
+        if gone.overran:
+            return killed_message(self.limits, what)
+        return (f"query stopped: this session's database worker ended ({gone}; it may have run out of its "
+                f"{self.limits.max_memory_bytes / 2**20:g} MiB of memory); the episode ends")
+
+    # ----- end --------------------------------------------------------------------------------
+    def kill(self) -> None:
+        """Kill the worker now (a request in flight fails at once)."""
+        self._worker.kill()
+        with self._lock:
+            self._kill_locked()
+
+    def close(self) -> None:
+        """End the session: its worker closes the database and waits for the next session, or exits."""
+        with self._lock:
+            if self._gone:
+                return
+            self._gone = True
+            worker = self._worker
+            try:
+                worker.conn.send(("reset",))
+                healthy = worker.conn.poll(2.0) and _PlainData(io.BytesIO(worker.conn.recv_bytes(4096))).load()[0] == "ok"
+            except (EOFError, OSError, pickle.UnpicklingError):
+                healthy = False
+            if healthy and IDLE.give(worker):
+                return
+            worker.conn.close()  # it exits on the hang-up; killed if it has not within a second
+            if not worker.exited(1.0):
+                worker.kill()
+            worker.release()
+
+    def _kill_locked(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        self._worker.kill()
+        self._worker.release()
+
+
+# ----- worker side ---------------------------------------------------------------------------------
+def _limit_address_space(extra_bytes: int) -> None:
+    """Cap this process's address space at its current size + `extra_bytes` (Linux; a no-op elsewhere)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as fh:
+            current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        cap = current + extra_bytes if hard == resource.RLIM_INFINITY else min(current + extra_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # the soft limit: lifted again for the next session
+    except (OSError, ValueError, ImportError):
+        pass
+
+
+def _lift_address_space_limit() -> None:
+    try:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    except (OSError, ValueError, ImportError):
+        pass
+
+
+def _open(request: tuple[Any, ...]) -> tuple[Any, Any]:
+    kind = request[0]
+    if kind == "open_sqlite":
+        from envs.sql.engine import SqliteSession
+
+        template, limits_json = request[1], request[2]
+        limits = SqlLimits.model_validate_json(limits_json)
+        session: Any = SqliteSession(template, limits, heap_limit=True)
+        _limit_address_space(2 * (len(template) + limits.max_memory_bytes) + 128 * 2**20)
+        return session, None
+    if kind == "open_postgres":
+        from envs.sql.pg_session import PgSession
+
+        params = dict(request[1])
+        limits = SqlLimits.model_validate_json(params.pop("limits"))
+        session = PgSession(limits=limits, **params)
+        _limit_address_space(2 * limits.max_memory_bytes + 128 * 2**20)
+        return session, {"backend_pid": session.backend_pid}
+    raise WorkerError(f"unknown request {kind!r}")
+
+
+def _answer(session: Any, request: tuple[Any, ...]) -> tuple[str, Any]:
+    op = request[0]
+    if op == "execute":
+        r: ExecResult = session.execute(request[1])
+        return "result", {"columns": r.columns, "rows": r.rows, "rowcount": r.rowcount, "truncated": r.truncated,
+                          "error": r.error, "statements": r.statements, "fatal": r.fatal}
+    if op == "snapshot":
+        try:
+            return "snapshot", session.snapshot()
+        except SqlLimitError as err:
+            return "limit", str(err)
+    if op == "finish":
+        session.finish_transaction()
+        return "ok", None
+    return "error", f"unknown request {op!r}"
+
+
+def _reset(session: Any) -> tuple[str, Any]:
+    """End the session; give memory back to the system; ("ok", rss) when this worker is fit for another session."""
+    session.close()
+    _lift_address_space_limit()
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, AttributeError, ValueError):
+        rss = 0
+    return ("ok", rss) if rss < _FIT_RSS else ("retire", rss)
+
+
+def serve(conn: Connection) -> None:
+    """A worker's loop: an open request starts a session, the others use it, a reset ends it; ends when the
+    service hangs up."""
+    session: Any = None
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            if request[0] == "reset":
+                reply: tuple[str, Any] = _reset(session) if session is not None else ("ok", 0)
+                session = None
+            elif session is None:
+                session, info = _open(request)
+                reply = ("ok", info)
+            else:
+                reply = _answer(session, request)
+        except MemoryError:
+            reply = ("error", "out of memory")
+        except Exception as err:  # noqa: BLE001 (every failure goes back to the service as a message)
+            reply = ("error", f"{type(err).__name__}: {err}")
+        try:
+            conn.send(reply)
+        except (OSError, MemoryError, pickle.PicklingError):
+            break
+    if session is not None:
+        try:
+            session.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _child_setup() -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote
+        if os.getppid() == 1:
+            os._exit(0)
+        libc.mallopt(-8, 1)  # M_ARENA_MAX = 1: threads do not reserve arenas against the address-space cap
+    except (OSError, AttributeError):
+        pass
+
+
+def zygote_main(ctl_fd: int) -> None:
+    """Fork one worker per request on the control socket; exit when the service closes it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service shuts its workers down itself
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited workers are reaped by the kernel
+    import ctypes  # noqa: F401  (imported once, shared by every fork)
+    import resource  # noqa: F401
+
+    import envs.sql.engine  # noqa: F401
+
+    try:
+        import envs.sql.pg_session  # noqa: F401
+    except ImportError:  # psycopg is optional
+        pass
+    gc.collect()
+    gc.freeze()  # forks then copy fewer pages: the collector no longer touches the zygote's objects
+    ctl = socket.socket(fileno=ctl_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 16, 1)
+        except OSError:
+            break
+        if not msg:
+            break
+        if not fds:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            ctl.close()
+            _child_setup()
+            serve(Connection(fds[0]))
+            os._exit(0)
+        os.close(fds[0])
+        try:
+            ctl.sendall(pid.to_bytes(8, "little"))
+        except OSError:
+            break
+
+
+if __name__ == "__main__":
+    zygote_main(int(sys.argv[1]))
