@@ -192,7 +192,7 @@ class SqliteSession:
                 cur = self.conn.execute(f'SELECT * FROM "{name.replace(chr(34), chr(34) * 2)}"')
                 columns = [d[0].lower() for d in cur.description]
                 try:
-                    rows, cost, too_big = fetch_limited(cur, 2**62, budget, chunk=256)
+                    rows, cost, too_big = fetch_limited(cur, 2**62, budget)
                 finally:
                     cur.close()
                 if too_big:

@@ -33,6 +33,8 @@ class SqlLimits(BaseModel):
     time_limit_s: float = Field(default=3.0, gt=0, description="wall-clock seconds per execute action (and per grading read)")
     kill_grace_s: float = Field(default=2.0, gt=0, description="seconds after the time limit at which a statement that did not "
                                                                  "stop is killed with the session's worker (the episode ends)")
+    low_priority_after_s: float = Field(default=0.25, ge=0, description="a statement still running this long gets the "
+                                        "lowest CPU priority for the rest of the session, so that it slows no other session")
     max_rows: int = Field(default=10_000, ge=1, description="rows fetched from one query; more are cut off")
     max_growth_bytes: int = Field(default=16 * 2**20, ge=0, description="bytes the database (and its temp store) may grow by")
     max_value_bytes: int = Field(default=1_000_000, ge=1_000, description="largest string or blob value")
@@ -89,19 +91,23 @@ def rows_cost(rows: list[tuple[Any, ...]]) -> int:
     return sum(ROW_COST + sum(value_cost(v) for v in r) for r in rows)
 
 
-def fetch_limited(cur: Any, max_rows: int, budget: int, chunk: int = 64) -> tuple[list[tuple[Any, ...]], int, bool]:
-    """Up to `max_rows + 1` rows, fetched in chunks: (rows, their cost, over budget). Stops as soon as
-    the rows cost more than `budget` (every value counts, see `value_cost`)."""
+def fetch_limited(cur: Any, max_rows: int, budget: int, chunk: int = 256) -> tuple[list[tuple[Any, ...]], int, bool]:
+    """Up to `max_rows + 1` rows: (rows, their cost, over budget). Stops as soon as the rows cost more
+    than `budget` (every value counts, see `value_cost`). Chunks grow from 8 rows up to `chunk` while
+    the budget left holds them at the rows' cost so far, so big rows are fetched a few at a time."""
     rows: list[tuple[Any, ...]] = []
     cost = 0
+    size = 8
     while len(rows) <= max_rows:
-        part = cur.fetchmany(min(chunk, max_rows + 1 - len(rows)))
+        part = cur.fetchmany(min(size, max_rows + 1 - len(rows)))
         if not part:
             break
         rows.extend(part)
         cost += rows_cost(part)
         if cost > budget:
             return rows, cost, True
+        per_row = cost / len(rows)
+        size = int(max(1, min(chunk, 2 * size, (budget - cost) / per_row / 2)))
     return rows, cost, False
 
 

@@ -213,7 +213,7 @@ class PgSession:
                 with conn.cursor(name="snap") as cur:
                     cur.execute(pgsql.SQL("SELECT * FROM {}{}").format(only, pgsql.Identifier(self.role, name)))
                     columns = [d.name.lower() for d in cur.description or []]
-                    rows, cost, too_big = fetch_limited(cur, 2**62, budget, chunk=256)
+                    rows, cost, too_big = fetch_limited(cur, 2**62, budget)
                 if too_big:
                     raise SqlLimitError(f"grading stopped: your tables hold more than {self.limits.max_snapshot_bytes:,} bytes "
                                         "of values (every value counts)")

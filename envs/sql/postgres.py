@@ -169,7 +169,7 @@ class PostgresBackend:
         self._sessions: dict[str, PgSandbox] = {}
         self._pending: set[str] = set()  # roles whose drop a lock stopped; retried
         self._stuck: dict[str, tuple[int, int]] = {}  # role -> (backend pid, role oid) of statements that ignored the cancel
-        self._local = pg_admin.is_local(dsn)
+        self.local = pg_admin.is_local(dsn)
         self._closed = False
         with self._lock:
             pg_admin.drop_dead(self._admin, prefix)
@@ -256,7 +256,7 @@ class PostgresBackend:
                 return
             if stuck and sandbox is not None:
                 self._stuck[role] = (sandbox.backend_pid, sandbox.role_oid)
-                if self._local:
+                if self.local:
                     pg_admin.demote(sandbox.backend_pid, role)
             self._drop_locked(role)
 
@@ -327,21 +327,22 @@ class PgSandbox(WorkerDb):
         self.role = role
         self.role_oid = role_oid
         self.backend_pid = -1
-        self._overran = False
         self._retired = False
         params = {"conninfo": conninfo, "role": role, "role_oid": role_oid, "quota_bytes": quota_bytes,
                   "limits": limits.model_dump_json()}
         super().__init__(limits, ("open_postgres", params), open_timeout=30.0)
         self.backend_pid = int(self.info["backend_pid"])
 
-    def on_gone(self, overran: bool) -> None:
-        self._overran = self._overran or overran
+    def on_slow(self) -> None:
+        super().on_slow()
+        if self.backend.local:  # the server's backend does the work
+            pg_admin.demote(self.backend_pid, self.role)
 
     def close(self) -> None:
         super().close()
         if not self._retired:
             self._retired = True
-            self.backend.retire(self.role, self, stuck=self._overran)
+            self.backend.retire(self.role, self, stuck=self.overran)
 
 
 class SqlPostgresEnv(SqlEnv):

@@ -149,6 +149,26 @@ class Worker:
         self.conn = conn
         self.pidfd = _pidfd(pid)
         self.sessions = 0  # sessions it has served
+        self.demoted = False
+
+    def demote(self) -> None:
+        """Lowest CPU priority (its main thread, which runs the statements)."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, 19)
+            self.demoted = True
+        except OSError:
+            pass
+
+    def promote(self) -> bool:
+        """Back to normal priority (allowed only to privileged services): may it serve another session?"""
+        if not self.demoted:
+            return True
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, 0)
+        except OSError:
+            return False
+        self.demoted = False
+        return True
 
     def kill(self) -> None:
         try:
@@ -187,6 +207,8 @@ class _Idle:
             return self._workers.pop() if self._workers else None
 
     def give(self, worker: Worker) -> bool:
+        if not worker.promote():
+            return False
         with self._lock:
             if len(self._workers) < self.keep and worker.sessions < self.max_sessions:
                 self._workers.append(worker)
@@ -238,14 +260,18 @@ class WorkerDb:
         return self._gone
 
     # ----- requests ---------------------------------------------------------------------------
-    def _call(self, request: tuple[Any, ...], timeout: float) -> Any:
-        """Send `request`; the worker's payload, or WorkerGone (killed after `timeout` s / died) / WorkerError."""
+    def _call(self, request: tuple[Any, ...], timeout: float, slow_after: float | None = None) -> Any:
+        """Send `request`; the worker's payload, or WorkerGone (killed after `timeout` s / died) / WorkerError.
+        Past `slow_after` s, `on_slow()` lowers the priority of the work."""
         with self._lock:
             if self._gone:
                 raise WorkerGone("the database of this session is closed", overran=False)
             conn = self._worker.conn
             try:
                 conn.send(request)
+                if slow_after is not None and slow_after < timeout and not conn.poll(slow_after):
+                    self.on_slow()
+                    timeout -= slow_after
                 if not conn.poll(timeout):
                     self._kill_locked()
                     self._overran = True
@@ -263,7 +289,7 @@ class WorkerDb:
 
     def execute(self, sql: str) -> ExecResult:
         try:
-            payload = self._call(("execute", sql), self.limits.kill_after_s)
+            payload = self._call(("execute", sql), self.limits.kill_after_s, self.limits.low_priority_after_s)
         except WorkerGone as gone:
             return ExecResult(error=self._gone_message(gone), fatal=True)
         except WorkerError as err:
@@ -272,7 +298,7 @@ class WorkerDb:
 
     def snapshot(self) -> Snapshot:
         try:
-            return self._call(("snapshot",), self.limits.kill_after_s)  # type: ignore[no-any-return]
+            return self._call(("snapshot",), self.limits.kill_after_s, self.limits.low_priority_after_s)  # type: ignore[no-any-return]
         except WorkerGone as gone:
             raise SqlLimitError(self._gone_message(gone, "reading your tables for grading")) from None
         except SqlLimitError:
@@ -285,6 +311,10 @@ class WorkerDb:
             self._call(("finish",), self.limits.kill_after_s)
         except WorkerError:
             pass  # the snapshot that follows reports a gone worker
+
+    def on_slow(self) -> None:
+        """A statement runs long: it gets the lowest CPU priority (the worker is not reused unless that can be undone)."""
+        self._worker.demote()
 
     @property
     def overran(self) -> bool:
