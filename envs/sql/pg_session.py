@@ -1,6 +1,7 @@
 """One session's PostgreSQL connection, as its worker process runs it (see `envs.sql.worker`).
 
-Each execute action is one transaction: the service's settings are set again
+Each execute action is one transaction (BEGIN and COMMIT in it are no-ops, ROLLBACK
+undoes the action's statements before it; no two-phase commit): the settings are set again
 first (``statement_timeout``, ``lock_timeout``, ``idle_in_transaction_session_timeout``:
 a role may change them, so an agent's ``SET`` lasts one action at most), the
 agent's statements run (queries through a server-side cursor up to the row limit
@@ -39,6 +40,11 @@ from envs.sql.limits import (
 from envs.sql.statements import split_statements, strip_literals
 
 _QUERY_START = re.compile(r"^\s*\(*\s*(select|with|values|table)\b", re.IGNORECASE)
+# Transaction control: each action is already one transaction, committed at its end (after the quota check).
+_BEGIN_COMMIT = re.compile(r"^\s*(begin|start\s+transaction|commit|end)\b(?!\s+prepared)", re.IGNORECASE)
+_ROLLBACK = re.compile(r"^\s*(rollback|abort)\b(?!\s+(to|prepared)\b)(?!\s+(work|transaction)\s+to\b)", re.IGNORECASE)
+_SAVEPOINTS = re.compile(r"^\s*(savepoint|release|rollback\s+((work|transaction)\s+)?to)\b", re.IGNORECASE)
+_TWO_PHASE = re.compile(r"^\s*(prepare\s+transaction|commit\s+prepared|rollback\s+prepared)\b", re.IGNORECASE)
 _OURS = "SET LOCAL search_path = pg_catalog, pg_temp"
 _STORAGE = ("SELECT COALESCE(SUM(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint, "
             "EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata m WHERE m.lomowner = %(role)s::oid) "
@@ -139,7 +145,22 @@ class PgSession:
 
     def _run_one(self, stmt: str) -> ExecResult:
         assert self.conn is not None
-        is_query = _QUERY_START.match(strip_literals(stmt)) is not None
+        bare = strip_literals(stmt)
+        if _TWO_PHASE.match(bare):
+            return ExecResult(error="two-phase commit is not allowed in this sandbox")
+        if _BEGIN_COMMIT.match(bare):
+            return ExecResult()  # OK: the action is one transaction, committed when it succeeds
+        if _ROLLBACK.match(bare):
+            self.conn.rollback()  # this action's statements so far
+            self.conn.execute(self._settings)
+            return ExecResult()
+        if _SAVEPOINTS.match(bare):
+            try:
+                self.conn.execute(stmt)
+                return ExecResult()
+            except psycopg.Error as err:
+                return ExecResult(error=_first_line(err))
+        is_query = _QUERY_START.match(bare) is not None
         try:
             with self.conn.transaction():  # a savepoint per statement: an error undoes that statement
                 with self.conn.cursor(name="q") if is_query else self.conn.cursor() as cur:
