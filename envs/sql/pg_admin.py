@@ -13,7 +13,6 @@ statement cannot block the admin connection (the drop is retried later).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -128,14 +127,18 @@ def is_local(dsn: str) -> bool:
     return host in ("", "localhost", "127.0.0.1", "::1") or str(host).startswith("/")
 
 
-def demote(pid: int, role: str) -> bool:
-    """Lowest CPU priority for the backend `pid` of `role` when it runs on this machine and we may renice it
-    (a statement that ignored cancellation burns a core until it returns). Best effort."""
+def backend_visible(pid: int, role: str) -> bool:
+    """Is process `pid` of this machine the server's backend of `role`? (Not when the server runs elsewhere
+    or in another pid namespace, or the backend has exited.)"""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if role.encode() not in cmdline:  # not that backend (another machine's pid, or it has exited)
-            return False
-        os.setpriority(os.PRIO_PROCESS, pid, 19)
-        return True
-    except (OSError, AttributeError):
+        return role.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
+
+
+def demote(pid: int, role: str) -> bool:
+    """Lowest CPU priority for the backend `pid` of `role` when it runs on this machine and we may change it
+    (a statement that ignored cancellation burns a core until it returns). Best effort."""
+    from envs.sql.worker import demote as lowest_priority
+
+    return backend_visible(pid, role) and lowest_priority(pid)

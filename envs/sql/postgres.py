@@ -58,6 +58,7 @@ from envs.sql.limits import SqlLimits
 from envs.sql.pg_session import py_value
 from envs.sql.render import show_ident
 from envs.sql.worker import WorkerDb
+from envs.sql.worker import cpu_seconds as worker_cpu_seconds
 
 __all__ = ["DEFAULT_DSN", "PgSandbox", "PostgresBackend", "SqlPostgresEnv", "drop_stale", "mysql_to_postgres", "py_value",
            "read_template", "with_postgres"]
@@ -327,15 +328,22 @@ class PgSandbox(WorkerDb):
         self.role = role
         self.role_oid = role_oid
         self.backend_pid = -1
+        self._backend_visible = False
         self._retired = False
         params = {"conninfo": conninfo, "role": role, "role_oid": role_oid, "quota_bytes": quota_bytes,
                   "limits": limits.model_dump_json()}
         super().__init__(limits, ("open_postgres", params), open_timeout=30.0)
         self.backend_pid = int(self.info["backend_pid"])
+        self._backend_visible = backend.local and pg_admin.backend_visible(self.backend_pid, role)
+
+    def work_cpu_seconds(self) -> float | None:
+        """The server's backend does the work: its CPU time where it runs on this machine."""
+        return worker_cpu_seconds(self.backend_pid) if self._backend_visible else None
 
     def on_slow(self) -> None:
-        super().on_slow()
-        if self.backend.local:  # the server's backend does the work
+        """The server's backend does the work: it gets the lowest priority where that is possible (the worker
+        only waits, so it takes no turns)."""
+        if self._backend_visible:  # the server's backend does the work
             pg_admin.demote(self.backend_pid, self.role)
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from envs.sql.limits import (
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPAWN = b"s"
+_CPU_CHECK_S = 0.02  # how often a running statement's CPU use is looked at
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _FIT_RSS = 96 * 2**20  # a worker that keeps more memory than this after its session is not reused
 
 
@@ -133,6 +136,28 @@ class _PlainData(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused {module}.{name} in a worker reply")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def demote(pid: int) -> bool:
+    """Run thread `pid` only when no other work wants the CPU (SCHED_IDLE on Linux; else nice 19)."""
+    try:
+        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        return True
+    except OSError:
+        return False
+
+
 def _pidfd(pid: int) -> int | None:
     """A pidfd keeps the kill aimed at this worker even after its pid is reused (Linux >= 5.3)."""
     try:
@@ -152,18 +177,16 @@ class Worker:
         self.demoted = False
 
     def demote(self) -> None:
-        """Lowest CPU priority (its main thread, which runs the statements)."""
-        try:
-            os.setpriority(os.PRIO_PROCESS, self.pid, 19)
-            self.demoted = True
-        except OSError:
-            pass
+        """Lowest CPU priority for its main thread, which runs the statements (see `demote`)."""
+        self.demoted = demote(self.pid) or self.demoted
 
     def promote(self) -> bool:
         """Back to normal priority (allowed only to privileged services): may it serve another session?"""
         if not self.demoted:
             return True
         try:
+            if hasattr(os, "sched_setscheduler"):
+                os.sched_setscheduler(self.pid, os.SCHED_OTHER, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, self.pid, 0)
         except OSError:
             return False
@@ -171,11 +194,14 @@ class Worker:
         return True
 
     def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def signal(self, sig: int) -> None:
         try:
             if self.pidfd is not None:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                signal.pidfd_send_signal(self.pidfd, sig)
             else:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, sig)
         except OSError:
             pass
 
@@ -227,6 +253,61 @@ IDLE = _Idle()
 atexit.register(IDLE.clear)
 
 
+class _PenaltyBox:
+    """Statements that got the lowest priority take turns: at most `slots` of them run at a time, for `slice_s`
+    each, the others are stopped (SIGSTOP) meanwhile. Even at the lowest priority, many CPU-bound statements
+    slow the other sessions' steps (shared caches and cores); in turns, they cost about what one does.
+    Their time limits keep running; a kill works on a stopped worker."""
+
+    def __init__(self, slots: int, slice_s: float = 0.05) -> None:
+        self.slots = slots
+        self.slice_s = slice_s
+        self._members: list[Worker] = []
+        self._running: set[int] = set()  # ids of members let run
+        self._turn = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def enter(self, worker: Worker) -> None:
+        with self._cond:
+            self._members.append(worker)
+            self._running.add(id(worker))  # runs until the next turn is given
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._rotate, name="sql-penalty-box", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def leave(self, worker: Worker) -> None:
+        with self._cond:
+            if worker in self._members:
+                self._members.remove(worker)
+                self._running.discard(id(worker))
+                worker.signal(signal.SIGCONT)
+
+    def _rotate(self) -> None:
+        with self._cond:
+            while True:
+                if len(self._members) <= self.slots:
+                    for w in self._members:
+                        if id(w) not in self._running:
+                            self._running.add(id(w))
+                            w.signal(signal.SIGCONT)
+                    self._cond.wait()
+                    continue
+                self._turn = (self._turn + self.slots) % len(self._members)
+                chosen = {id(w) for w in (self._members * 2)[self._turn:self._turn + self.slots]}
+                for w in self._members:
+                    if id(w) in chosen and id(w) not in self._running:
+                        w.signal(signal.SIGCONT)
+                    elif id(w) not in chosen and id(w) in self._running:
+                        w.signal(signal.SIGSTOP)
+                self._running = chosen
+                self._cond.wait(self.slice_s)
+
+
+PENALTY_BOX = _PenaltyBox(slots=max(1, (os.cpu_count() or 2) // 2))
+
+
 class WorkerDb:
     """Service side of one session's worker; a `SessionDb`. One request at a time."""
 
@@ -235,6 +316,7 @@ class WorkerDb:
         self._lock = threading.Lock()
         self._max_reply = max(limits.max_result_bytes, limits.max_snapshot_bytes) * 2 + 16 * 2**20
         self._overran = False
+        self._boxed = False
         reused = IDLE.take()
         self._worker = reused or Worker(*zygote().spawn())
         self._gone = False
@@ -262,24 +344,42 @@ class WorkerDb:
     # ----- requests ---------------------------------------------------------------------------
     def _call(self, request: tuple[Any, ...], timeout: float, slow_after: float | None = None) -> Any:
         """Send `request`; the worker's payload, or WorkerGone (killed after `timeout` s / died) / WorkerError.
-        Past `slow_after` s, `on_slow()` lowers the priority of the work."""
+        Once the work has used `slow_after` s of CPU (`work_cpu_seconds`; of wall time where that is
+        unknown), `on_slow()` lowers its priority."""
         with self._lock:
             if self._gone:
                 raise WorkerGone("the database of this session is closed", overran=False)
             conn = self._worker.conn
+            started = time.monotonic()
+            deadline = started + timeout
+            cpu0 = self.work_cpu_seconds() if slow_after is not None else None
+            watching = slow_after is not None
+            self._boxed = False
             try:
                 conn.send(request)
-                if slow_after is not None and slow_after < timeout and not conn.poll(slow_after):
-                    self.on_slow()
-                    timeout -= slow_after
-                if not conn.poll(timeout):
-                    self._kill_locked()
-                    self._overran = True
-                    raise WorkerGone(f"the worker did not answer within {timeout:g} s", overran=True)
+                while True:
+                    left = deadline - time.monotonic()
+                    if conn.poll(max(0.0, min(left, _CPU_CHECK_S) if watching else left)):
+                        break
+                    if time.monotonic() >= deadline:
+                        self._kill_locked()
+                        self._overran = True
+                        raise WorkerGone(f"the worker did not answer within {timeout:g} s", overran=True)
+                    if watching:
+                        assert slow_after is not None
+                        cpu = self.work_cpu_seconds()
+                        used = cpu - cpu0 if cpu is not None and cpu0 is not None else time.monotonic() - started
+                        if used >= slow_after:
+                            self.on_slow()
+                            watching = False
                 reply = _PlainData(io.BytesIO(conn.recv_bytes(self._max_reply))).load()
             except (EOFError, OSError, pickle.UnpicklingError) as err:
                 self._kill_locked()
                 raise WorkerGone(f"the worker stopped: {type(err).__name__}", overran=False) from err
+            finally:
+                if self._boxed:
+                    PENALTY_BOX.leave(self._worker)
+                    self._boxed = False
         status, payload = reply
         if status == "error":
             raise WorkerError(str(payload))
@@ -312,9 +412,16 @@ class WorkerDb:
         except WorkerError:
             pass  # the snapshot that follows reports a gone worker
 
+    def work_cpu_seconds(self) -> float | None:
+        """CPU seconds the session's work has used so far (its worker's), None where unknown."""
+        return cpu_seconds(self._worker.pid)
+
     def on_slow(self) -> None:
-        """A statement runs long: it gets the lowest CPU priority (the worker is not reused unless that can be undone)."""
+        """A statement uses much CPU: it gets the lowest priority (the worker is not reused unless that can be
+        undone) and runs in turns with the other such statements (`PENALTY_BOX`) until it ends."""
         self._worker.demote()
+        PENALTY_BOX.enter(self._worker)
+        self._boxed = True
 
     @property
     def overran(self) -> bool:
