@@ -234,3 +234,20 @@ def test_victim_steps_stay_fast_while_attackers_overrun(url: str, attackers: int
     print(f"\nvictim steps with {attackers} attackers: n={len(victim_times)} median {statistics.median(victim_times) * 1000:.1f} ms, "
           f"max {max(victim_times) * 1000:.1f} ms; attacker steps max {max(attack_times):.2f} s")
 
+
+
+def test_worker_replies_are_plain_data_only() -> None:
+    """A worker runs hostile SQL: what it sends back may load no class (no code runs in the service)."""
+    import io
+    import pickle
+
+    from envs.sql.worker import _PlainData
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    assert _PlainData(io.BytesIO(pickle.dumps(("result", {"rows": [(1, 2.5, "x", b"y", None)]})))).load() == \
+        ("result", {"rows": [(1, 2.5, "x", b"y", None)]})
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        _PlainData(io.BytesIO(pickle.dumps(Evil()))).load()

@@ -159,7 +159,7 @@ class PostgresBackend:
 
     name = "postgres"
 
-    def __init__(self, dsn: str = DEFAULT_DSN, prefix: str = "trajgym_sql", harden: bool = True, max_stuck: int = 4) -> None:
+    def __init__(self, dsn: str = DEFAULT_DSN, prefix: str = "trajgym_sql", harden: bool = True, max_stuck: int = 8) -> None:
         self.dsn = dsn
         self.prefix = prefix
         self.max_stuck = max_stuck
