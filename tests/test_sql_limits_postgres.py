@@ -94,7 +94,7 @@ def test_uninterruptible_functions_are_refused(data: SqlData) -> None:
     env.close()
 
 
-def test_like_bomb_is_killed_and_its_backend_terminated_and_reniced(data: SqlData) -> None:
+def test_like_bomb_is_killed_and_its_backend_terminated_and_demoted(data: SqlData) -> None:
     env = _env(data)
     assert env.db is not None
     role, pid = env.db.role, env.db.backend_pid  # type: ignore[attr-defined]
@@ -107,7 +107,8 @@ def test_like_bomb_is_killed_and_its_backend_terminated_and_reniced(data: SqlDat
         import psutil
 
         if psutil.pid_exists(pid):
-            assert psutil.Process(pid).nice() == 19
+            idle = hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(pid) == os.SCHED_IDLE
+            assert idle or psutil.Process(pid).nice() == 19
     other = _env(data)  # other sessions meanwhile
     elapsed, result = _timed(other, "execute[SELECT 'n', COUNT(*) FROM orders]")
     assert "| 300" in result.observation and elapsed < 2.0  # type: ignore[attr-defined]

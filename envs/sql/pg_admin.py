@@ -139,6 +139,6 @@ def backend_visible(pid: int, role: str) -> bool:
 def demote(pid: int, role: str) -> bool:
     """Lowest CPU priority for the backend `pid` of `role` when it runs on this machine and we may change it
     (a statement that ignored cancellation burns a core until it returns). Best effort."""
-    from envs.sql.worker import demote as lowest_priority
+    from envs.sql.priority import demote as lowest_priority
 
     return backend_visible(pid, role) and lowest_priority(pid)

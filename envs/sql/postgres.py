@@ -57,8 +57,8 @@ from envs.sql.env import SqlEnv, make_tools
 from envs.sql.limits import SqlLimits
 from envs.sql.pg_session import py_value
 from envs.sql.render import show_ident
+from envs.sql.priority import cpu_seconds as worker_cpu_seconds
 from envs.sql.worker import WorkerDb
-from envs.sql.worker import cpu_seconds as worker_cpu_seconds
 
 __all__ = ["DEFAULT_DSN", "PgSandbox", "PostgresBackend", "SqlPostgresEnv", "drop_stale", "mysql_to_postgres", "py_value",
            "read_template", "with_postgres"]

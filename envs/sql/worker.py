@@ -10,17 +10,19 @@ memory (SQLite's heap limit and an address-space limit), so one session cannot
 take the service's memory, and its results reach the service only within the
 result budget, decoded by an unpickler that accepts plain data only.
 
-Workers are forked by one zygote process per service (``python -m envs.sql.worker``,
-started on first use, with the SQL modules imported once): a fork costs a few
-milliseconds and a worker about 2 MiB of its own memory. The zygote exits when
-the service does; its workers are killed with it (Linux parent-death signal) or
-exit when their socket closes.
+Workers are forked by one zygote process per service (``python -m envs.sql.worker_main``,
+started on first use, with the SQL modules imported once; the worker side is in
+`envs.sql.worker_main`): a fork and a first session cost a few milliseconds, a
+worker about 6 MiB of its own memory. A worker whose session ended cleanly is
+reset and kept for the next session (`IDLE`). Statements that use much CPU get the
+lowest priority and take turns (`envs.sql.priority`). The zygote exits when the
+service does; its workers are killed with it (Linux parent-death signal) or exit
+when their socket closes.
 """
 
 from __future__ import annotations
 
 import atexit
-import gc
 import io
 import os
 import pickle
@@ -42,12 +44,11 @@ from envs.sql.limits import (
     SqlLimits,
     killed_message,
 )
+from envs.sql.priority import PENALTY_BOX, cpu_seconds, demote
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPAWN = b"s"
 _CPU_CHECK_S = 0.02  # how often a running statement's CPU use is looked at
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_FIT_RSS = 96 * 2**20  # a worker that keeps more memory than this after its session is not reused
 
 
 class WorkerError(RuntimeError):
@@ -71,7 +72,7 @@ class Zygote:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "envs.sql.worker", str(theirs.fileno())],
+            self.proc = subprocess.Popen([sys.executable, "-m", "envs.sql.worker_main", str(theirs.fileno())],
                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
         finally:
             theirs.close()
@@ -134,28 +135,6 @@ class _PlainData(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"refused {module}.{name} in a worker reply")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` (Linux /proc), None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def demote(pid: int) -> bool:
-    """Run thread `pid` only when no other work wants the CPU (SCHED_IDLE on Linux; else nice 19)."""
-    try:
-        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-        else:
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
-        return True
-    except OSError:
-        return False
 
 
 def _pidfd(pid: int) -> int | None:
@@ -251,61 +230,6 @@ class _Idle:
 
 IDLE = _Idle()
 atexit.register(IDLE.clear)
-
-
-class _PenaltyBox:
-    """Statements that got the lowest priority take turns: at most `slots` of them run at a time, for `slice_s`
-    each, the others are stopped (SIGSTOP) meanwhile. Even at the lowest priority, many CPU-bound statements
-    slow the other sessions' steps (shared caches and cores); in turns, they cost about what one does.
-    Their time limits keep running; a kill works on a stopped worker."""
-
-    def __init__(self, slots: int, slice_s: float = 0.05) -> None:
-        self.slots = slots
-        self.slice_s = slice_s
-        self._members: list[Worker] = []
-        self._running: set[int] = set()  # ids of members let run
-        self._turn = 0
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def enter(self, worker: Worker) -> None:
-        with self._cond:
-            self._members.append(worker)
-            self._running.add(id(worker))  # runs until the next turn is given
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._rotate, name="sql-penalty-box", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def leave(self, worker: Worker) -> None:
-        with self._cond:
-            if worker in self._members:
-                self._members.remove(worker)
-                self._running.discard(id(worker))
-                worker.signal(signal.SIGCONT)
-
-    def _rotate(self) -> None:
-        with self._cond:
-            while True:
-                if len(self._members) <= self.slots:
-                    for w in self._members:
-                        if id(w) not in self._running:
-                            self._running.add(id(w))
-                            w.signal(signal.SIGCONT)
-                    self._cond.wait()
-                    continue
-                self._turn = (self._turn + self.slots) % len(self._members)
-                chosen = {id(w) for w in (self._members * 2)[self._turn:self._turn + self.slots]}
-                for w in self._members:
-                    if id(w) in chosen and id(w) not in self._running:
-                        w.signal(signal.SIGCONT)
-                    elif id(w) not in chosen and id(w) in self._running:
-                        w.signal(signal.SIGSTOP)
-                self._running = chosen
-                self._cond.wait(self.slice_s)
-
-
-PENALTY_BOX = _PenaltyBox(slots=max(1, (os.cpu_count() or 2) // 2))
 
 
 class WorkerDb:
@@ -466,171 +390,3 @@ class WorkerDb:
         self._gone = True
         self._worker.kill()
         self._worker.release()
-
-
-# ----- worker side ---------------------------------------------------------------------------------
-def _limit_address_space(extra_bytes: int) -> None:
-    """Cap this process's address space at its current size + `extra_bytes` (Linux; a no-op elsewhere)."""
-    try:
-        import resource
-
-        with open("/proc/self/statm") as fh:
-            current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        cap = current + extra_bytes if hard == resource.RLIM_INFINITY else min(current + extra_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # the soft limit: lifted again for the next session
-    except (OSError, ValueError, ImportError):
-        pass
-
-
-def _lift_address_space_limit() -> None:
-    try:
-        import resource
-
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-    except (OSError, ValueError, ImportError):
-        pass
-
-
-def _open(request: tuple[Any, ...]) -> tuple[Any, Any]:
-    kind = request[0]
-    if kind == "open_sqlite":
-        from envs.sql.engine import SqliteSession
-
-        template, limits_json = request[1], request[2]
-        limits = SqlLimits.model_validate_json(limits_json)
-        session: Any = SqliteSession(template, limits, heap_limit=True)
-        _limit_address_space(2 * (len(template) + limits.max_memory_bytes) + 128 * 2**20)
-        return session, None
-    if kind == "open_postgres":
-        from envs.sql.pg_session import PgSession
-
-        params = dict(request[1])
-        limits = SqlLimits.model_validate_json(params.pop("limits"))
-        session = PgSession(limits=limits, **params)
-        _limit_address_space(2 * limits.max_memory_bytes + 128 * 2**20)
-        return session, {"backend_pid": session.backend_pid}
-    raise WorkerError(f"unknown request {kind!r}")
-
-
-def _answer(session: Any, request: tuple[Any, ...]) -> tuple[str, Any]:
-    op = request[0]
-    if op == "execute":
-        r: ExecResult = session.execute(request[1])
-        return "result", {"columns": r.columns, "rows": r.rows, "rowcount": r.rowcount, "truncated": r.truncated,
-                          "error": r.error, "statements": r.statements, "fatal": r.fatal}
-    if op == "snapshot":
-        try:
-            return "snapshot", session.snapshot()
-        except SqlLimitError as err:
-            return "limit", str(err)
-    if op == "finish":
-        session.finish_transaction()
-        return "ok", None
-    return "error", f"unknown request {op!r}"
-
-
-def _reset(session: Any) -> tuple[str, Any]:
-    """End the session; give memory back to the system; ("ok", rss) when this worker is fit for another session."""
-    session.close()
-    _lift_address_space_limit()
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-        with open("/proc/self/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, AttributeError, ValueError):
-        rss = 0
-    return ("ok", rss) if rss < _FIT_RSS else ("retire", rss)
-
-
-def serve(conn: Connection) -> None:
-    """A worker's loop: an open request starts a session, the others use it, a reset ends it; ends when the
-    service hangs up."""
-    session: Any = None
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            break
-        try:
-            if request[0] == "reset":
-                reply: tuple[str, Any] = _reset(session) if session is not None else ("ok", 0)
-                session = None
-            elif session is None:
-                session, info = _open(request)
-                reply = ("ok", info)
-            else:
-                reply = _answer(session, request)
-        except MemoryError:
-            reply = ("error", "out of memory")
-        except Exception as err:  # noqa: BLE001 (every failure goes back to the service as a message)
-            reply = ("error", f"{type(err).__name__}: {err}")
-        try:
-            conn.send(reply)
-        except (OSError, MemoryError, pickle.PicklingError):
-            break
-    if session is not None:
-        try:
-            session.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def _child_setup() -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote
-        if os.getppid() == 1:
-            os._exit(0)
-        libc.mallopt(-8, 1)  # M_ARENA_MAX = 1: threads do not reserve arenas against the address-space cap
-    except (OSError, AttributeError):
-        pass
-
-
-def zygote_main(ctl_fd: int) -> None:
-    """Fork one worker per request on the control socket; exit when the service closes it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service shuts its workers down itself
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited workers are reaped by the kernel
-    import ctypes  # noqa: F401  (imported once, shared by every fork)
-    import resource  # noqa: F401
-
-    import envs.sql.engine  # noqa: F401
-
-    try:
-        import envs.sql.pg_session  # noqa: F401
-    except ImportError:  # psycopg is optional
-        pass
-    gc.collect()
-    gc.freeze()  # forks then copy fewer pages: the collector no longer touches the zygote's objects
-    ctl = socket.socket(fileno=ctl_fd)
-    while True:
-        try:
-            msg, fds, _, _ = socket.recv_fds(ctl, 16, 1)
-        except OSError:
-            break
-        if not msg:
-            break
-        if not fds:
-            continue
-        pid = os.fork()
-        if pid == 0:
-            ctl.close()
-            _child_setup()
-            serve(Connection(fds[0]))
-            os._exit(0)
-        os.close(fds[0])
-        try:
-            ctl.sendall(pid.to_bytes(8, "little"))
-        except OSError:
-            break
-
-
-if __name__ == "__main__":
-    zygote_main(int(sys.argv[1]))
