@@ -33,7 +33,7 @@ class SqlLimits(BaseModel):
     time_limit_s: float = Field(default=3.0, gt=0, description="wall-clock seconds per execute action (and per grading read)")
     kill_grace_s: float = Field(default=2.0, gt=0, description="seconds after the time limit at which a statement that did not "
                                                                  "stop is killed with the session's worker (the episode ends)")
-    low_priority_after_s: float = Field(default=0.02, ge=0, description="a statement that has used this much CPU time gets "
+    low_priority_after_s: float = Field(default=0.01, ge=0, description="a statement that has used this much CPU time gets "
                                         "the lowest CPU priority for the rest of the session, so that it slows no other session")
     max_rows: int = Field(default=10_000, ge=1, description="rows fetched from one query; more are cut off")
     max_growth_bytes: int = Field(default=16 * 2**20, ge=0, description="bytes the database (and its temp store) may grow by")

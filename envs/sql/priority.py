@@ -22,7 +22,12 @@ class Signalable(Protocol):
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` (Linux /proc), None where unknown."""
+    """CPU seconds thread `pid` has run (Linux /proc: schedstat in ns, else stat in clock ticks), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as fh:
+            return int(fh.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()

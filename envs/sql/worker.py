@@ -48,7 +48,7 @@ from envs.sql.priority import PENALTY_BOX, cpu_seconds, demote
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPAWN = b"s"
-_CPU_CHECK_S = 0.02  # how often a running statement's CPU use is looked at
+_CPU_CHECK_S = 0.005  # how often a running statement's CPU use is looked at (until it is demoted)
 
 
 class WorkerError(RuntimeError):
@@ -95,7 +95,7 @@ class Zygote:
                     if not part:
                         raise WorkerError("the SQL worker zygote exited")
                     raw += part
-        except OSError as err:
+        except (OSError, WorkerError) as err:
             ours.close()
             raise WorkerError(f"cannot start an SQL worker: {err}") from err
         finally:
@@ -318,7 +318,12 @@ class WorkerDb:
             return ExecResult(error=self._gone_message(gone), fatal=True)
         except WorkerError as err:
             return ExecResult(error=str(err))
-        return ExecResult(**payload)
+        try:
+            return ExecResult(**payload)
+        except TypeError:  # not what a worker sends: treat it as a worker gone wrong
+            self.kill()
+            return ExecResult(error="query stopped: this session's database worker answered nonsense; the episode ends",
+                              fatal=True)
 
     def snapshot(self) -> Snapshot:
         try:
