@@ -33,8 +33,10 @@ class SqlLimits(BaseModel):
     time_limit_s: float = Field(default=3.0, gt=0, description="wall-clock seconds per execute action (and per grading read)")
     kill_grace_s: float = Field(default=2.0, gt=0, description="seconds after the time limit at which a statement that did not "
                                                                  "stop is killed with the session's worker (the episode ends)")
-    low_priority_after_s: float = Field(default=0.01, ge=0, description="a statement that has used this much CPU time gets "
-                                        "the lowest CPU priority for the rest of the session, so that it slows no other session")
+    low_priority_after_s: float = Field(default=0.01, ge=0, description="CPU seconds after which a statement runs at a low "
+                                        "priority (nice 10) for the rest of its session")
+    idle_priority_after_s: float = Field(default=0.25, ge=0, description="CPU seconds after which a statement runs only when "
+                                         "no other work wants the CPU, taking turns with other such statements")
     max_rows: int = Field(default=10_000, ge=1, description="rows fetched from one query; more are cut off")
     max_growth_bytes: int = Field(default=16 * 2**20, ge=0, description="bytes the database (and its temp store) may grow by")
     max_value_bytes: int = Field(default=1_000_000, ge=1_000, description="largest string or blob value")

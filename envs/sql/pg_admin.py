@@ -136,9 +136,10 @@ def backend_visible(pid: int, role: str) -> bool:
         return False
 
 
-def demote(pid: int, role: str) -> bool:
-    """Lowest CPU priority for the backend `pid` of `role` when it runs on this machine and we may change it
-    (a statement that ignored cancellation burns a core until it returns). Best effort."""
-    from envs.sql.priority import demote as lowest_priority
+def demote(pid: int, role: str, level: int = 2) -> bool:
+    """A lower CPU priority (`envs.sql.priority.lower`; by default the lowest) for the backend `pid` of `role`
+    when it runs on this machine and we may change it (a statement that ignored cancellation burns a core
+    until it returns). Best effort."""
+    from envs.sql.priority import lower
 
-    return backend_visible(pid, role) and lowest_priority(pid)
+    return backend_visible(pid, role) and lower(pid, level)

@@ -340,11 +340,11 @@ class PgSandbox(WorkerDb):
         """The server's backend does the work: its CPU time where it runs on this machine."""
         return worker_cpu_seconds(self.backend_pid) if self._backend_visible else None
 
-    def on_slow(self) -> None:
-        """The server's backend does the work: it gets the lowest priority where that is possible (the worker
+    def on_slow(self, level: int) -> None:
+        """The server's backend does the work: it gets the lower priority where that is possible (the worker
         only waits, so it takes no turns)."""
-        if self._backend_visible:  # the server's backend does the work
-            pg_admin.demote(self.backend_pid, self.role)
+        if self._backend_visible:
+            pg_admin.demote(self.backend_pid, self.role, level)
 
     def close(self) -> None:
         super().close()

@@ -1,9 +1,10 @@
-"""CPU priority of SQL work that runs long: the lowest scheduling class, and turns among such work.
+"""CPU priority of SQL work that runs long, in two levels, and turns among the longest.
 
 A statement that has used `SqlLimits.low_priority_after_s` of CPU (its process's CPU time, read from
-/proc, so that a statement merely slowed by load is not demoted) runs with `SCHED_IDLE` (nice 19
-where that class is missing) for the rest of its session. Even so, many CPU-bound processes slow
-the others' steps (caches and cores are shared), so demoted SQLite statements also take turns
+/proc, so that a statement merely slowed by load is not demoted) runs at nice 10 (`LOW`) for the rest
+of its session; after `idle_priority_after_s` of CPU, with `SCHED_IDLE` (`IDLE`: only when nothing
+else wants the CPU; nice 19 where that class is missing). Even so, many CPU-bound processes slow the
+others' steps (caches and cores are shared), so SQLite statements at `IDLE` also take turns
 (`PENALTY_BOX`). Linux-specific parts fall back quietly elsewhere.
 """
 
@@ -36,16 +37,27 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def demote(pid: int) -> bool:
-    """Run thread `pid` only when no other work wants the CPU (SCHED_IDLE on Linux; else nice 19)."""
+LOW = 1
+IDLE = 2
+
+
+def lower(pid: int, level: int) -> bool:
+    """Lower thread `pid` to `level` (`LOW`: nice 10; `IDLE`: SCHED_IDLE, else nice 19). Never raises it."""
     try:
-        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        if level >= IDLE and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
         else:
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
+            nice = 10 if level == LOW else 19
+            if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
         return True
     except OSError:
         return False
+
+
+def demote(pid: int) -> bool:
+    """The lowest level (`IDLE`) for thread `pid`."""
+    return lower(pid, IDLE)
 
 
 class PenaltyBox:

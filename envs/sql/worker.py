@@ -44,7 +44,8 @@ from envs.sql.limits import (
     SqlLimits,
     killed_message,
 )
-from envs.sql.priority import PENALTY_BOX, cpu_seconds, demote
+from envs.sql.priority import IDLE as IDLE_LEVEL
+from envs.sql.priority import PENALTY_BOX, cpu_seconds, lower
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPAWN = b"s"
@@ -155,9 +156,9 @@ class Worker:
         self.sessions = 0  # sessions it has served
         self.demoted = False
 
-    def demote(self) -> None:
-        """Lowest CPU priority for its main thread, which runs the statements (see `demote`)."""
-        self.demoted = demote(self.pid) or self.demoted
+    def demote(self, level: int) -> None:
+        """Lower the priority of its main thread, which runs the statements (`envs.sql.priority.lower`)."""
+        self.demoted = lower(self.pid, level) or self.demoted
 
     def promote(self) -> bool:
         """Back to normal priority (allowed only to privileged services): may it serve another session?"""
@@ -266,23 +267,24 @@ class WorkerDb:
         return self._gone
 
     # ----- requests ---------------------------------------------------------------------------
-    def _call(self, request: tuple[Any, ...], timeout: float, slow_after: float | None = None) -> Any:
+    def _call(self, request: tuple[Any, ...], timeout: float, cpu_levels: tuple[float, ...] = ()) -> Any:
         """Send `request`; the worker's payload, or WorkerGone (killed after `timeout` s / died) / WorkerError.
-        Once the work has used `slow_after` s of CPU (`work_cpu_seconds`; of wall time where that is
-        unknown), `on_slow()` lowers its priority."""
+        Once the work has used `cpu_levels[i]` s of CPU (`work_cpu_seconds`; of wall time where that is
+        unknown), `on_slow(i + 1)` lowers its priority to that level."""
         with self._lock:
             if self._gone:
                 raise WorkerGone("the database of this session is closed", overran=False)
             conn = self._worker.conn
             started = time.monotonic()
             deadline = started + timeout
-            cpu0 = self.work_cpu_seconds() if slow_after is not None else None
-            watching = slow_after is not None
+            cpu0 = self.work_cpu_seconds() if cpu_levels else None
+            level = 0
             self._boxed = False
             try:
                 conn.send(request)
                 while True:
                     left = deadline - time.monotonic()
+                    watching = level < len(cpu_levels)
                     if conn.poll(max(0.0, min(left, _CPU_CHECK_S) if watching else left)):
                         break
                     if time.monotonic() >= deadline:
@@ -290,12 +292,11 @@ class WorkerDb:
                         self._overran = True
                         raise WorkerGone(f"the worker did not answer within {timeout:g} s", overran=True)
                     if watching:
-                        assert slow_after is not None
                         cpu = self.work_cpu_seconds()
                         used = cpu - cpu0 if cpu is not None and cpu0 is not None else time.monotonic() - started
-                        if used >= slow_after:
-                            self.on_slow()
-                            watching = False
+                        while level < len(cpu_levels) and used >= cpu_levels[level]:
+                            level += 1
+                            self.on_slow(level)
                 reply = _PlainData(io.BytesIO(conn.recv_bytes(self._max_reply))).load()
             except (EOFError, OSError, pickle.UnpicklingError) as err:
                 self._kill_locked()
@@ -313,7 +314,7 @@ class WorkerDb:
 
     def execute(self, sql: str) -> ExecResult:
         try:
-            payload = self._call(("execute", sql), self.limits.kill_after_s, self.limits.low_priority_after_s)
+            payload = self._call(("execute", sql), self.limits.kill_after_s, self._cpu_levels)
         except WorkerGone as gone:
             return ExecResult(error=self._gone_message(gone), fatal=True)
         except WorkerError as err:
@@ -327,7 +328,7 @@ class WorkerDb:
 
     def snapshot(self) -> Snapshot:
         try:
-            return self._call(("snapshot",), self.limits.kill_after_s, self.limits.low_priority_after_s)  # type: ignore[no-any-return]
+            return self._call(("snapshot",), self.limits.kill_after_s, self._cpu_levels)  # type: ignore[no-any-return]
         except WorkerGone as gone:
             raise SqlLimitError(self._gone_message(gone, "reading your tables for grading")) from None
         except SqlLimitError:
@@ -345,12 +346,17 @@ class WorkerDb:
         """CPU seconds the session's work has used so far (its worker's), None where unknown."""
         return cpu_seconds(self._worker.pid)
 
-    def on_slow(self) -> None:
-        """A statement uses much CPU: it gets the lowest priority (the worker is not reused unless that can be
-        undone) and runs in turns with the other such statements (`PENALTY_BOX`) until it ends."""
-        self._worker.demote()
-        PENALTY_BOX.enter(self._worker)
-        self._boxed = True
+    @property
+    def _cpu_levels(self) -> tuple[float, ...]:
+        return (self.limits.low_priority_after_s, max(self.limits.low_priority_after_s, self.limits.idle_priority_after_s))
+
+    def on_slow(self, level: int) -> None:
+        """A statement uses much CPU: a lower priority for the rest of the session (the worker is not reused unless
+        that can be undone); at the `IDLE` level it also takes turns with the other such statements until it ends."""
+        self._worker.demote(level)
+        if level >= IDLE_LEVEL and not self._boxed:
+            PENALTY_BOX.enter(self._worker)
+            self._boxed = True
 
     @property
     def overran(self) -> bool:
