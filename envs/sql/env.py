@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 from envs.actions import UnknownActionForm
 from envs.base import Env
 from envs.sql import expert, reward
-from envs.sql.data import SqlData, SqlGold, load_builtin, load_dir
+from envs.sql.data import SqliteBackend, SqlData, SqlGold, load_builtin, load_dir
 from envs.sql.render import execution
-from envs.sql.sandbox import SessionDb, SqlLimitError
+from envs.sql.sandbox import SessionDb, SqlLimitError, open_trusted
 from envs.sql.statements import find_sql_block, strip_fences
 from envs.types import Action, StepResult, TaskSpec, ToolCall, ToolParam, ToolSpec
 
@@ -147,7 +147,10 @@ class SqlEnv(Env[SqlData]):
 
     # ----- grading ----------------------------------------------------------------------
     def _fresh_db(self) -> SessionDb:
+        """A fresh copy for the gold (trusted SQL): in this process on SQLite (no worker), else the backend's."""
         assert self.gold is not None
+        if isinstance(self.data.backend, SqliteBackend):
+            return open_trusted(self.data.databases[self.gold.db].data, self.data.limits)
         return self.data.open_db(self.gold.db)
 
     def gold_rows(self) -> list[tuple[Any, ...]]:

@@ -49,7 +49,8 @@ from envs.sql.priority import PENALTY_BOX, cpu_seconds, lower
 
 ROOT = Path(__file__).resolve().parents[2]
 _SPAWN = b"s"
-_CPU_CHECK_S = 0.005  # how often a running statement's CPU use is looked at (until it is demoted)
+_CPU_CHECK_S = 0.005  # first look at a running statement's CPU use; then at doubling intervals, up to:
+_CPU_CHECK_MAX_S = 0.08
 
 
 class WorkerError(RuntimeError):
@@ -202,7 +203,7 @@ class _Idle:
     """Workers whose session ended cleanly, reset and kept for the next session (a fork and the first touches
     of the zygote's memory cost milliseconds; a reused worker opens a session in a fraction of one)."""
 
-    def __init__(self, keep: int = 32, max_sessions: int = 200) -> None:
+    def __init__(self, keep: int = 64, max_sessions: int = 200) -> None:
         self.keep = keep
         self.max_sessions = max_sessions
         self._workers: list[Worker] = []
@@ -279,14 +280,16 @@ class WorkerDb:
             deadline = started + timeout
             cpu0 = self.work_cpu_seconds() if cpu_levels else None
             level = 0
+            check = _CPU_CHECK_S
             self._boxed = False
             try:
                 conn.send(request)
                 while True:
                     left = deadline - time.monotonic()
                     watching = level < len(cpu_levels)
-                    if conn.poll(max(0.0, min(left, _CPU_CHECK_S) if watching else left)):
+                    if conn.poll(max(0.0, min(left, check) if watching else left)):
                         break
+                    check = min(2 * check, _CPU_CHECK_MAX_S)
                     if time.monotonic() >= deadline:
                         self._kill_locked()
                         self._overran = True
