@@ -209,6 +209,9 @@ class Env(ABC, Generic[D]):
     agentgym_create_returns_int: ClassVar[bool] = False
     # CPU-bound steps run in a worker thread in the service; trivial envs may opt out.
     step_in_thread: ClassVar[bool] = True
+    # Steps that may wait seconds on another process or server (not on the CPU): the service then runs
+    # each concurrent step in its own thread, so that slow sessions never queue the others.
+    long_steps: ClassVar[bool] = False
     # Named variants (grading, observation, parsing, ...); each axis' first choice is the published one.
     modes: ClassVar[tuple[ModeSpec, ...]] = ()
 

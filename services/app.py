@@ -110,7 +110,8 @@ class EnvService:
         self.sessions = SessionManager(settings.max_sessions, settings.session_ttl, on_close=self._closed,
                                        per_client=settings.max_sessions_per_client, per_address=settings.max_sessions_per_address)
         self.ready = data is not None
-        self.executor = ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix=f"{env_cls.name}-env")
+        threads = max(settings.worker_threads, settings.max_sessions) if env_cls.long_steps else settings.worker_threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{env_cls.name}-env")
         self._info: EnvInfo | None = None
 
     def _closed(self, session: Session, reason: str) -> None:

@@ -171,9 +171,6 @@ def _scripted_model(replies: list[str]) -> FastAPI:
     return api
 
 
-@pytest.mark.xfail(strict=True, reason="the SQL env still answers 500 when grading reads a generated column that "
-                                       "errors (the SQL-limits work makes such grading limits observations); "
-                                       "the collector side records the 500 as env_error")
 async def test_sql_generated_column_trick_is_a_failure_not_an_error(tmp_path: Path) -> None:
     """An agent adds a VIRTUAL generated column that errors when read, then commits: grading cannot read the
     table. That is the agent's doing: a failure to the agent, never an excluded or env error."""

@@ -210,8 +210,11 @@ DANGEROUS = {
     "os.system/popen": re.compile(r"\bos\s*\.\s*(system|popen)\s*\("),
     "sqlite load_extension on": re.compile(r"enable_load_extension\s*\(\s*True"),
 }
-# (path relative to the repo, pattern name) -> why this occurrence is safe. Empty today.
-ALLOWLIST: dict[tuple[str, str], str] = {}
+# (path relative to the repo, pattern name) -> why this occurrence is safe.
+ALLOWLIST: dict[tuple[str, str], str] = {
+    ("envs/sql/worker.py", "pickle"): "SQL worker replies are decoded by an Unpickler whose find_class refuses every "
+                                      "class (plain data only), with a size cap; test_sql_limits checks it",
+}
 
 
 def scan(text: str) -> list[tuple[int, str]]:

@@ -132,7 +132,7 @@ def test_drop_stale_removes_leftovers() -> None:
     env = SqlEnv(data)
     env.reset(task_id="builtin-shop-orders_of-00")
     assert env.db is not None
-    env.db.conn.close()  # type: ignore[union-attr]  # as if the service had been killed
+    env.db.kill()  # type: ignore[attr-defined]  # its worker killed, as if the service had been killed
     assert drop_stale(DSN, prefix) == 1
     with psycopg.connect(DSN) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'trajgym\\_sqltest%'").fetchone() == (0,)

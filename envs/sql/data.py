@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from envs.base import DataDir, DataDirError, EnvData, as_data_dir
 from envs.sql import generator, mysql_compat, render
-from envs.sql.sandbox import ExecResult, SandboxDb, SessionDb, SqlLimits, serialize_file
+from envs.sql.sandbox import ExecResult, SandboxDb, SessionDb, SqlLimits, open_trusted, serialize_file
 from envs.sql.statements import has_top_level_order_by
 from envs.types import Split, TaskSpec
 
@@ -81,10 +81,6 @@ class DbBackend(Protocol):
         ...
 
 
-def _decode_text(raw: bytes) -> str:
-    return raw.decode(errors="ignore")
-
-
 class SqliteBackend:
     """Each session deserializes the shared template into its own in-memory SQLite database.
 
@@ -94,11 +90,7 @@ class SqliteBackend:
     name = "sqlite"
 
     def open(self, key: str, template: DbTemplate, limits: SqlLimits) -> SessionDb:
-        db = SandboxDb(template.data, limits)
-        if db.conn is not None:
-            db.conn.text_factory = _decode_text
-            mysql_compat.register(db.conn)
-        return db
+        return SandboxDb(template.data, limits)  # its connection (in the worker) decodes text and collates as above
 
     def describe(self, key: str, template: DbTemplate) -> str:
         return template.schema
@@ -138,10 +130,17 @@ class SqlData(EnvData):
             return sql
         return mysql_compat.to_sqlite(sql, mysql_compat.digit_names([gold.table or "", *gold.columns]))
 
+    def open_gold_db(self, key: str) -> SessionDb:
+        """A fresh copy of database `key` for trusted SQL (a dataset's gold), with the gold limits: in this
+        process on SQLite (no worker to start), else the backend's."""
+        if isinstance(self.backend, SqliteBackend):
+            return open_trusted(self.databases[key].data, self.gold_limits)
+        return self.backend.open(key, self.databases[key], self.gold_limits)
+
     def run_fresh(self, gold: SqlGold, sql: str, trusted: bool = False) -> ExecResult:
         """Run `sql` (in the task's dialect) on a fresh copy of the task's database, with grading
-        limits (`trusted`: gold SQL, with the gold limits)."""
-        db = self.open_db(gold.db, self.gold_limits if trusted else self.grading_limits)
+        limits (`trusted`: gold SQL, with the gold limits, in this process on SQLite)."""
+        db = self.open_gold_db(gold.db) if trusted else self.open_db(gold.db, self.grading_limits)
         try:
             return db.execute(self.dialect(gold, sql))
         finally:

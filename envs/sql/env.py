@@ -23,7 +23,7 @@ from envs.sql import expert, grading
 from envs.sql.data import SqlData, SqlGold, load_builtin, load_dir
 from envs.sql.grading import GradeError
 from envs.sql.render import execution
-from envs.sql.sandbox import SessionDb
+from envs.sql.sandbox import SessionDb, SqlLimitError
 from envs.sql.statements import find_sql_block, strip_fences
 from envs.types import Action, StepResult, TaskSpec, ToolCall, ToolParam, ToolSpec
 
@@ -73,6 +73,7 @@ class SqlEnv(Env[SqlData]):
                  "gradable: withhold tasks that cannot be graded honestly (empty gold result, label matched by an "
                  "empty answer, gold that changes nothing or cannot be reproduced); all: serve every task"),
     )
+    long_steps = True  # a step may wait seconds on its worker process or server (envs.sql.worker)
 
     def __init__(self, data: SqlData) -> None:
         super().__init__(data)
@@ -150,6 +151,10 @@ class SqlEnv(Env[SqlData]):
             return StepResult(observation="Error: SQL must not contain NUL characters.", info={"error": True})
         assert self.gold is not None
         result = self.db.execute(self.data.dialect(self.gold, sql))
+        if result.fatal:  # the session's database is gone (its worker was killed): the episode ends
+            self.close()
+            return StepResult(observation=execution(result, self.data.limits), reward=0.0, done=True,
+                              info={"error": True, "success": False, "kind": self.gold.kind})
         if result.error is None:
             self.executed.append(sql)
             if result.columns is not None:
@@ -166,7 +171,11 @@ class SqlEnv(Env[SqlData]):
         assert self.gold is not None and self.db is not None and self.task is not None
         if self.gold.kind == "mutation":
             self.db.finish_transaction()
-            verdict = grading.grade_mutation(self.data, self.task.task_id, self.db.snapshot())
+            try:
+                actual = self.db.snapshot()
+            except SqlLimitError as err:  # a limit stopped the reading of the agent's tables: the agent's failure
+                return False, f"Wrong: {err}."
+            verdict = grading.grade_mutation(self.data, self.task.task_id, actual)
         else:
             verdict = grading.grade_query(self.data, self.task.task_id, answer, self.last_sql, self.last_rows,
                                           self.last_truncated)

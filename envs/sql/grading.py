@@ -154,7 +154,7 @@ def dbbench_expected_hash(data: SqlData, task_id: str) -> str:
     cached = data.gold_results.get(key)
     if cached is None:
         assert gold.sql is not None
-        db = data.open_db(gold.db, data.gold_limits)
+        db = data.open_gold_db(gold.db)
         try:
             result = db.execute(data.dialect(gold, gold.sql))
             if result.error is not None:
@@ -208,7 +208,7 @@ def grade_query(data: SqlData, task_id: str, answer: str | None, last_sql: str |
 def expected_snapshot(data: SqlData, gold: SqlGold) -> Snapshot:
     """All tables after the gold statement on a fresh copy."""
     assert gold.sql is not None
-    db: SessionDb = data.open_db(gold.db, data.gold_limits)
+    db: SessionDb = data.open_gold_db(gold.db)
     try:
         result = db.execute(data.dialect(gold, gold.sql))
         if result.error is not None:

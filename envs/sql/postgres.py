@@ -5,15 +5,34 @@ column types are inferred from the stored values (bigint, double precision or
 text), primary keys are kept. A session gets a fresh login role without
 privileges (no superuser, no file-access roles, no CREATE on the database) and
 a schema it owns, filled with the template's tables by COPY; its connection's
-`search_path` is that schema. Other sessions' schemas are not readable by it
-(their names are visible in the catalogs, as always in PostgreSQL). A statement is stopped by `statement_timeout`
-and, since a role can change that setting, by a client-side cancel at the same
-time limit. Queries are read through a server-side cursor up to the row limit.
-Each statement is committed when it succeeds (as in SQLite's autocommit mode).
+`search_path` is that schema. The connection lives in the session's worker
+process (`envs.sql.worker`, `envs.sql.pg_session`): each execute action is one
+transaction, committed when it succeeds (as in SQLite's autocommit mode), under
+the time limit (settings re-set each action, a cancel at the limit), the result
+budget and a storage quota (every relation the role owns, temporary tables
+included; no large objects). A statement that ignores the cancel (PostgreSQL
+checks it only at interrupt points) gets its worker killed `kill_grace_s` later:
+the episode ends, the backend is terminated (effective at its next interrupt
+check) and, when it runs on this machine, reniced to the lowest priority; while
+`max_stuck` such backends still run, new sessions are refused. EXECUTE on the
+functions known to run long without interrupt checks is revoked from PUBLIC
+(`pg_admin.UNINTERRUPTIBLE`; LIKE/ILIKE remain).
+
+Cleanup: closing a session drops its role with everything it owns (schema,
+large objects); a backend's start drops what dead backends left (`pg_admin.drop_dead`).
+
+What PostgreSQL does not hide from a session's role, whatever its privileges:
+the names of all databases, roles (other sessions' roles included) and schemas;
+the names, columns and types of every table in the database (other sessions'
+schemas too, though not their rows); the source of every function
+(``pg_proc.prosrc``); the owners and ids of large objects; server settings and
+version; ``pg_stat_activity`` rows of other connections (user, database, client
+address, application name, start times; not their query text).
 
 Serve it with ``trajgym serve envs.sql.postgres:SqlPostgresEnv``; the server is
 ``TRAJGYM_SQL_PG_DSN`` (default ``host=127.0.0.1 port=5432 user=postgres dbname=test``,
-a role that may create roles and schemas).
+a role that may create roles and schemas; the database should be dedicated to
+the env, since the revocations above apply to it as a whole).
 """
 
 from __future__ import annotations
@@ -25,23 +44,26 @@ import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 
-from envs.sql import render
+from envs.base import EnvError
+from envs.sql import pg_admin, render
 from envs.sql.data import DbTemplate, SqlData, load_builtin, load_dir
 from envs.sql.env import SqlEnv, make_tools
+from envs.sql.limits import SqlLimits
+from envs.sql.pg_session import py_value
 from envs.sql.render import show_ident
-from envs.sql.reward import Snapshot
-from envs.sql.sandbox import ExecResult, SqlLimits, fetch_limited
-from envs.sql.statements import split_statements, strip_literals
+from envs.sql.priority import cpu_seconds as worker_cpu_seconds
+from envs.sql.worker import WorkerDb
+
+__all__ = ["DEFAULT_DSN", "PgSandbox", "PostgresBackend", "SqlPostgresEnv", "drop_stale", "mysql_to_postgres", "py_value",
+           "read_template", "with_postgres"]
 
 DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-_QUERY_START = re.compile(r"^\s*\(*\s*(select|with|values|table)\b", re.IGNORECASE)
 _SAFE_PG_TYPE = {"bigint", "double precision", "text"}
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -107,23 +129,6 @@ def _pg_value(value: Any, pg_type: str) -> Any:
     return value
 
 
-def py_value(value: Any) -> Any:
-    """PostgreSQL values as SQLite would give them: Decimal → int/float, dates and others → text."""
-    if value is None or isinstance(value, (int, float, str)):
-        return value
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**63 else float(value)
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return [tuple(py_value(v) for v in r) for r in rows]
-
-
 def mysql_to_postgres(statement: str) -> str:
     """Adapt a MySQL/SQLite-style gold statement: `name` → "name", and a quoted plain name
     ("Year") lower-cased to match the lower-cased columns (`pg_name`). String literals are kept."""
@@ -150,30 +155,43 @@ def mysql_to_postgres(statement: str) -> str:
 
 
 class PostgresBackend:
-    """One role + schema per session, filled from the template's rows (cached in memory). Thread-safe.
-
-    Nothing is left on the server but open sessions' roles and schemas, which `close()` of the
-    session (or of the backend) drops; after a crash, `drop_stale` removes them."""
+    """One role + schema per session, filled from the template's rows (cached in memory). Thread-safe."""
 
     name = "postgres"
 
-    def __init__(self, dsn: str = DEFAULT_DSN, prefix: str = "trajgym_sql") -> None:
+    def __init__(self, dsn: str = DEFAULT_DSN, prefix: str = "trajgym_sql", harden: bool = True, max_stuck: int = 8) -> None:
         self.dsn = dsn
+        self.prefix = prefix
+        self.max_stuck = max_stuck
         self.tag = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        self._admin = psycopg.connect(dsn, autocommit=True)
+        self._admin = pg_admin.admin_connect(dsn, self.tag)
         self._lock = threading.Lock()
         self._templates: dict[str, list[tuple[PgTable, list[tuple[Any, ...]]]]] = {}
         self._sessions: dict[str, PgSandbox] = {}
+        self._pending: set[str] = set()  # roles whose drop a lock stopped; retried
+        self._stuck: dict[str, tuple[int, int]] = {}  # role -> (backend pid, role oid) of statements that ignored the cancel
+        self.local = pg_admin.is_local(dsn)
         self._closed = False
+        with self._lock:
+            pg_admin.drop_dead(self._admin, prefix)
+            self.revoked = pg_admin.harden(self._admin) if harden else []
         atexit.register(self.close)
+
+    def _template(self, key: str, template: DbTemplate) -> list[tuple[PgTable, list[tuple[Any, ...]]]]:
+        tables = self._templates.get(key)
+        if tables is None:
+            tables = self._templates[key] = read_template(template)
+        return tables
 
     def open(self, key: str, template: DbTemplate, limits: SqlLimits) -> PgSandbox:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the PostgreSQL backend is closed")
-            tables = self._templates.get(key)
-            if tables is None:
-                tables = self._templates[key] = read_template(template)
+            self._tidy_locked()
+            if len(self._stuck) >= self.max_stuck:
+                raise EnvError(f"the PostgreSQL server is busy with {len(self._stuck)} statements of ended sessions that "
+                               "ignored cancellation; new sessions are refused until they finish")
+            tables = self._template(key, template)
             role = f"{self.tag}_s{uuid.uuid4().hex[:12]}"
             r = pgsql.Identifier(role)
             timeout_ms = int(limits.time_limit_s * 1000)
@@ -182,6 +200,8 @@ class PostgresBackend:
                                               "CONNECTION LIMIT 2").format(r))
                 self._admin.execute(pgsql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(r, r))
                 for setting, value in (("search_path", role), ("statement_timeout", str(timeout_ms)),
+                                       ("lock_timeout", str(timeout_ms)),
+                                       ("idle_in_transaction_session_timeout", str(max(10 * timeout_ms, 60_000))),
                                        ("temp_file_limit", f"{max(limits.max_growth_bytes // 1024, 1024)}kB")):
                     self._admin.execute(pgsql.SQL("ALTER ROLE {} SET {} = {}").format(r, pgsql.Identifier(setting), pgsql.Literal(value)))
                 self._admin.execute(pgsql.SQL("SET LOCAL ROLE {}").format(r))  # the tables belong to the session's role
@@ -194,12 +214,19 @@ class PostgresBackend:
                     with self._admin.cursor().copy(pgsql.SQL("COPY {} FROM STDIN").format(ident)) as copy:
                         for row in rows:
                             copy.write_row(row)
+                self._admin.execute("RESET ROLE")
+                row = self._admin.execute(
+                    "SELECT r.oid::bigint, (SELECT COALESCE(SUM(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint "
+                    "FROM pg_catalog.pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'm', 'S')) "
+                    "FROM pg_catalog.pg_roles r WHERE r.rolname = %s", (role,)).fetchone()
+            assert row is not None
+            role_oid, base_size = int(row[0]), int(row[1])
         try:
-            conn = psycopg.connect(psycopg.conninfo.make_conninfo(self.dsn, user=role), autocommit=False)
+            conninfo = psycopg.conninfo.make_conninfo(self.dsn, user=role, application_name=role)
+            sandbox = PgSandbox(self, role, role_oid, conninfo, base_size + limits.max_growth_bytes, limits)
         except BaseException:
-            self.drop(role)
+            self.retire(role, None, stuck=False)
             raise
-        sandbox = PgSandbox(self, role, conn, limits)
         with self._lock:
             self._sessions[role] = sandbox
         return sandbox
@@ -207,9 +234,7 @@ class PostgresBackend:
     def describe(self, key: str, template: DbTemplate) -> str:
         """Schema text with PostgreSQL names (plain names lower-cased) and the inferred types."""
         with self._lock:
-            tables = self._templates.get(key)
-            if tables is None:
-                tables = self._templates[key] = read_template(template)
+            tables = self._template(key, template)
         parts = []
         for table, rows in tables:
             cols = ", ".join(f"{show_ident(c)} {t}" for c, t in table.columns)
@@ -222,14 +247,56 @@ class PostgresBackend:
             parts.append(text)
         return "\n\n".join(parts)
 
-    def drop(self, role: str) -> None:
+    # ----- the end of sessions ------------------------------------------------------------------
+    def retire(self, role: str, sandbox: PgSandbox | None, stuck: bool) -> None:
+        """A session ended: drop its role (now, or later if a lock of its still-running statement stops that).
+        `stuck`: its worker was killed in a statement that ignored the cancel."""
         with self._lock:
             self._sessions.pop(role, None)
             if self._closed:
                 return
-            r = pgsql.Identifier(role)
-            self._admin.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(r))
-            self._admin.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(r))
+            if stuck and sandbox is not None:
+                self._stuck[role] = (sandbox.backend_pid, sandbox.role_oid)
+                if self.local:
+                    pg_admin.demote(sandbox.backend_pid, role)
+            self._drop_locked(role)
+
+    def drop(self, role: str) -> None:
+        self.retire(role, None, stuck=False)
+
+    def _drop_locked(self, role: str) -> None:
+        try:
+            if pg_admin.drop_role(self._admin, role, wait_ms=0 if role in self._stuck else 1000):
+                self._pending.discard(role)
+            else:
+                self._pending.add(role)
+        except psycopg.OperationalError:
+            self._pending.add(role)
+            self._reconnect_locked()
+
+    def _reconnect_locked(self) -> None:
+        try:
+            self._admin.close()
+        finally:
+            self._admin = pg_admin.admin_connect(self.dsn, self.tag)
+
+    def _tidy_locked(self) -> None:
+        """Forget stuck backends that have ended; retry the drops that locks stopped."""
+        if self._admin.closed:
+            self._reconnect_locked()
+        if self._stuck:
+            running = {(pid, oid) for pid, oid in self._admin.execute(
+                "SELECT pid, usesysid::bigint FROM pg_catalog.pg_stat_activity WHERE pid = ANY(%s)",
+                ([p for p, _ in self._stuck.values()],)).fetchall()}
+            self._stuck = {r: v for r, v in self._stuck.items() if v in running}
+        for role in list(self._pending):
+            self._drop_locked(role)
+
+    def stuck_backends(self) -> dict[str, int]:
+        """Roles of ended sessions whose statement still runs on the server, with the backend's pid."""
+        with self._lock:
+            self._tidy_locked()
+            return {r: pid for r, (pid, _) in self._stuck.items()}
 
     def close(self) -> None:
         """Drop every session still open. Idempotent."""
@@ -239,109 +306,51 @@ class PostgresBackend:
             sandbox.close()
         with self._lock:
             if not self._closed:
+                for role in list(self._pending):
+                    self._drop_locked(role)
                 self._closed = True
                 self._admin.close()
 
 
 def drop_stale(dsn: str = DEFAULT_DSN, prefix: str = "trajgym_sql") -> int:
-    """Drop every role and schema named `prefix*` (left by a killed service). Run it only when no
-    service using `prefix` is alive. Returns the number of roles dropped."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        pattern = prefix.replace("_", r"\_") + "%"
-        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (pattern,)).fetchall():
-            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
-        roles = [r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (pattern,)).fetchall()]
-        for role in roles:
-            conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(role)))
-        return len(roles)
+    """Drop every role and schema named `prefix`_* (left by a killed service) with what they own (large
+    objects too). Run it only when no service using `prefix` is alive (a backend's start cleans up after
+    dead ones by itself). Returns the number of roles dropped."""
+    return pg_admin.drop_stale(dsn, prefix)
 
 
-class PgSandbox:
-    """One session's schema on the server, reached through its own unprivileged role."""
+class PgSandbox(WorkerDb):
+    """One session's schema on the server, reached from its worker process through its own unprivileged role."""
 
-    def __init__(self, backend: PostgresBackend, role: str, conn: psycopg.Connection, limits: SqlLimits) -> None:
+    def __init__(self, backend: PostgresBackend, role: str, role_oid: int, conninfo: str, quota_bytes: int,
+                 limits: SqlLimits) -> None:
         self.backend = backend
         self.role = role
-        self.conn: psycopg.Connection | None = conn
-        self.limits = limits
+        self.role_oid = role_oid
+        self.backend_pid = -1
+        self._backend_visible = False
+        self._retired = False
+        params = {"conninfo": conninfo, "role": role, "role_oid": role_oid, "quota_bytes": quota_bytes,
+                  "limits": limits.model_dump_json()}
+        super().__init__(limits, ("open_postgres", params), open_timeout=30.0)
+        self.backend_pid = int(self.info["backend_pid"])
+        self._backend_visible = backend.local and pg_admin.backend_visible(self.backend_pid, role)
 
-    def execute(self, sql: str) -> ExecResult:
-        if self.conn is None:
-            return ExecResult(error="the database of this session is closed")
-        statements = split_statements(sql)
-        if not statements:
-            return ExecResult(error="no SQL statement given")
-        conn = self.conn
-        timed_out = threading.Event()
+    def work_cpu_seconds(self) -> float | None:
+        """The server's backend does the work: its CPU time where it runs on this machine."""
+        return worker_cpu_seconds(self.backend_pid) if self._backend_visible else None
 
-        def cancel() -> None:
-            timed_out.set()
-            conn.cancel()
-
-        timer = threading.Timer(self.limits.time_limit_s, cancel)
-        timer.start()
-        result = ExecResult()
-        try:
-            for stmt in statements:
-                result = self._run_one(stmt)
-                result.statements = len(statements)
-                if result.error:
-                    break
-        finally:
-            timer.cancel()
-        try:
-            if result.error:
-                conn.rollback()
-            else:
-                conn.commit()
-        except psycopg.Error as err:
-            conn.rollback()
-            result = ExecResult(error=str(err).strip())
-        if result.error and (timed_out.is_set() or "statement timeout" in result.error):
-            result.error = (f"query stopped: it ran longer than the time limit of {self.limits.time_limit_s:g} s "
-                            "(the stopped statement's changes were rolled back)")
-        return result
-
-    def _run_one(self, stmt: str) -> ExecResult:
-        assert self.conn is not None
-        is_query = _QUERY_START.match(strip_literals(stmt)) is not None
-        try:
-            with self.conn.transaction():  # one transaction per statement: committed on success, else rolled back
-                with self.conn.cursor(name="q") if is_query else self.conn.cursor() as cur:
-                    cur.execute(stmt)
-                    if cur.description is None:
-                        return ExecResult(rowcount=cur.rowcount)
-                    columns = [d.name for d in cur.description]
-                    rows, too_big = fetch_limited(cur, self.limits)
-                if too_big:
-                    return ExecResult(error=f"result too large: the query returns more than {self.limits.max_result_bytes:,} "
-                                            "bytes of text; select fewer rows or columns")
-                return ExecResult(columns=columns, rows=_rows(rows[: self.limits.max_rows]),
-                                  truncated=len(rows) > self.limits.max_rows)
-        except psycopg.Error as err:
-            return ExecResult(error=str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
-
-    def snapshot(self) -> Snapshot:
-        if self.conn is None:
-            raise RuntimeError("the database of this session is closed")
-        out: Snapshot = {}
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name", (self.role,))
-            names = [r[0] for r in cur.fetchall()]
-            for name in names:
-                cur.execute(pgsql.SQL("SELECT * FROM {}").format(pgsql.Identifier(self.role, name)))
-                out[name.lower()] = ([d.name.lower() for d in cur.description or []], _rows(cur.fetchall()))
-        self.conn.rollback()
-        return out
-
-    def finish_transaction(self) -> None:
-        """Every execute action is committed already."""
+    def on_slow(self, level: int) -> None:
+        """The server's backend does the work: it gets the lower priority where that is possible (the worker
+        only waits, so it takes no turns)."""
+        if self._backend_visible:
+            pg_admin.demote(self.backend_pid, self.role, level)
 
     def close(self) -> None:
-        if self.conn is not None:
-            conn, self.conn = self.conn, None
-            conn.close()
-            self.backend.drop(self.role)
+        super().close()
+        if not self._retired:
+            self._retired = True
+            self.backend.retire(self.role, self, stuck=self.overran)
 
 
 class SqlPostgresEnv(SqlEnv):
