@@ -100,8 +100,10 @@ def test_a_stop_signal_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals
     proc, log = quickstart(workdir, port)
     try:
         wait_for_dashboard(proc, log)
-        pgids, children = groups_of(proc)
-        assert len(children) == 5 and len(pgids) == 6  # the hub and 4 env services, each in its own group
+        pgids, family = groups_of(proc)
+        children = psutil.Process(proc.pid).children(recursive=False)
+        # the hub and 4 env services, each in its own group (the SQL service's SQL worker processes join its group)
+        assert len(children) == 5 and len(pgids) == 6, [" ".join(p.cmdline()) for p in family]
 
         # a second main command while this one is up: one clear line naming the port, exit 2; the first is untouched
         again, again_log = quickstart(tmp_path / "work", port, "--no-wait")
