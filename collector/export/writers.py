@@ -109,6 +109,11 @@ def _readme(counts: dict[str, int], manifest: dict[str, Any]) -> str:
                "messages carry `weight` 1 = trained, 0 = masked), `tools` (JSON text of the tool schemas, or null), "
                "and its provenance (run, episode_id, model, env, split, task_id, sample, outcome, success, reward, "
                "progress, turns)."), "",
+              ("Train with TRL as it is: `datasets.load_dataset(<this folder>, split=\"train\")` → "
+               "`SFTTrainer(args=SFTConfig(assistant_only_loss=True))` with the tokenizer's chat template set to "
+               "trajgym's training template (`collector.export.chat_template.TRAINING_CHAT_TEMPLATE`: it marks "
+               "the assistant turns of weight 1 for the loss and renders tool calls); see "
+               "`examples/trl_sft_export.py`."), "",
               "| split | rows |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in counts.items()]
     lines += ["", "Curation:", "", "```json", json.dumps(manifest, indent=2, ensure_ascii=False), "```", ""]
