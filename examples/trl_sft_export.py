@@ -91,10 +91,10 @@ def train_log(trainer: SFTTrainer, seconds: float) -> dict[str, Any]:
     trained = sum(sum(1 for t in labels if t != -100) for labels in data["labels"]) if "labels" in data.column_names \
         else None
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    seen = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]  # TRL's running count
     return {"steps": trainer.state.global_step, "epochs": trainer.state.epoch, "rows": data.num_rows,
             "tokens_per_epoch": tokens, "assistant_tokens_per_epoch": trained,
-            "tokens_seen": trainer.state.num_input_tokens_seen or None, "train_seconds": round(seconds, 1),
-            "losses": losses}
+            "tokens_seen": int(seen[-1]) if seen else None, "train_seconds": round(seconds, 1), "losses": losses}
 
 
 def main() -> None:
