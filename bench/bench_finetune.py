@@ -9,7 +9,8 @@
 5. both runs are read back from the dashboard's compare API (`/dashboard/api/compare`) of a hub on the store.
 
 Every stage is a real `trajgym` command (printed, with its wall time); nothing else runs meanwhile, so the
-model server is down while training. Not a CI test: it takes 20–40 minutes on two cores.
+model server is down while training. Not a CI test: about 15–17 minutes on two cores with `--minutes 12`
+(bench/finetune_results.md has the runs).
 
 Usage: python bench/bench_finetune.py [--env qa] [--minutes 12] [--epochs 5] [--out DIR]
 Writes DIR/result.json (every command, time and score) and prints a Markdown table.

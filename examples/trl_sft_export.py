@@ -8,6 +8,7 @@
         --model ~/.cache/trajgym/models/SmolLM2-135M-Instruct --output-dir qa-sft-model
     trajgym model serve --model qa-sft-model --port 8100           # the fine-tuned weights, same vLLM server
 
+It imports trajgym's `collector.export.chat_template` (trajgym installed, or `PYTHONPATH=.` in a checkout).
 The export is read with `datasets.load_dataset` and handed to `SFTTrainer` unchanged: TRL's
 conversational language-modeling type (`messages`, plus `tools` per row), one row per episode.
 The loss is TRL's own assistant-only loss (`assistant_only_loss=True`): TRL trains on the tokens
