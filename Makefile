@@ -46,7 +46,7 @@ test-model: model  ## end-to-end tests against the real vLLM server
 trl-deps: install  ## TRL (torch's CPU wheel comes with install) for the GRPO-over-OpenEnv smoke test
 	$(BIN)/pip install -q -e ".[trl]"
 
-test-trl: trl-deps model  ## TRL's GRPOTrainer, two steps on CPU on a trajgym env over OpenEnv
+test-trl: trl-deps model  ## TRL on CPU: GRPOTrainer on a trajgym env over OpenEnv, SFTTrainer on real exports
 	$(BIN)/pytest -q -m trl tests
 
 test-all: install browser-deps model trl-deps  ## everything CI runs: default suite, slow, browser, model, trl and multi-host tests

@@ -45,7 +45,7 @@ def collect(
     resume: Annotated[bool, typer.Option("--resume", help="continue (or join) the run; same config hash required")] = False,
     job: Annotated[Path | None, typer.Option("--job", help="YAML or TOML job file; flags override it")] = None,
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="turn limit (default: the env's)")] = None,
-    prompt_format: Annotated[PromptFormat | None, typer.Option("--prompt-format", help="react or tools")] = None,
+    prompt_format: Annotated[PromptFormat | None, typer.Option("--prompt-format", help="react or tools (with --policy expert: its actions as tool calls)")] = None,
     constrain: Annotated[bool, typer.Option("--constrain", help="ReAct: constrain decoding to the env's action forms (vLLM)")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="first N tasks of the selection")] = None,
     model_name: Annotated[str | None, typer.Option("--model-name", help="model id (default: first of /v1/models)")] = None,

@@ -163,12 +163,22 @@ class JobConfig(BaseModel):
                              f"what you want")
         return self
 
+    @property
+    def tool_calling(self) -> bool:
+        """Native tool calls: the model's replies, or the expert's actions written as tool calls."""
+        return self.prompt_format is PromptFormat.tools
+
+    def prompt_format_in_force(self) -> str | None:
+        """The prompt format the stored conversations have: always for a model; for the expert only `tools`
+        (its default ReAct conversations predate the option, and their runs keep their identity)."""
+        return self.prompt_format.value if self.policy is Policy.model or self.tool_calling else None
+
     def identity(self, env_name: str, model_name: str | None) -> dict[str, Any]:
         return {
             "env": env_name,
             "policy": self.policy.value,
             "model_name": model_name if self.policy is Policy.model else None,
-            "prompt_format": self.prompt_format.value if self.policy is Policy.model else None,
+            "prompt_format": self.prompt_format_in_force(),
             "split": self.split.value,
             "task_ids": self.task_ids,
             "limit": self.limit,

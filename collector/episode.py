@@ -40,11 +40,15 @@ from collector.prompts import (
     observation_text,
     parse_react,
     parse_tool_call,
+    action_parser,
+    as_tool_call,
     react_system_prompt,
+    tool_call_message,
     tools_system_prompt,
 )
 from collector.stats import Stats
 from store.records import ClaimedEpisode, EpisodeRecord, TurnRecord
+from envs.actions import ActionParser
 from envs.types import EnvInfo, ToolCall
 from wire.env_api import StepResponse
 
@@ -59,6 +63,7 @@ class EpisodeContext:
     stats: Stats
     extra_body: dict[str, Any] | None = None  # per-request fields, e.g. the constrained-decoding regex
     system_prompt: str | None = None          # default: built from the env info
+    _parser: ActionParser | None = None
 
     @property
     def max_turns(self) -> int:
@@ -66,7 +71,14 @@ class EpisodeContext:
 
     @property
     def tools_format(self) -> bool:
-        return self.job.policy is Policy.model and self.job.prompt_format is PromptFormat.tools
+        """Native tool calls (the expert's actions too are then written as tool calls)."""
+        return self.job.prompt_format is PromptFormat.tools
+
+    def parser(self) -> ActionParser:
+        """The env's action forms, to write the expert's text actions as tool calls."""
+        if self._parser is None:
+            self._parser = action_parser(self.info)
+        return self._parser
 
     def system(self) -> str:
         """The system prompt of every episode of the run."""
@@ -207,6 +219,8 @@ class Rollout:
         except EnvRequestError as err:
             raise InfraFailure(f"env expert refused: {err.status} {err}") from err
         self.env_time += dt
+        if self.tools_format:
+            return await self._expert_tool_turn(session, action, dt)
         content = f"Action: {action}"
         self.add({"role": "assistant", "content": content},
                  TurnRecord(step=self.step + 1, role="assistant", content=content, action=action,
@@ -216,6 +230,24 @@ class Rollout:
         except InvalidAction as err:  # the env refused its own expert's action: a bug of the env
             raise EnvFault(f"env refused its expert's action {action[:200]!r}: {err.status} {err}") from err
         self._observe(result, action, None, step_dt)
+        return result
+
+    async def _expert_tool_turn(self, session: str, text: str, dt: float) -> StepResponse:
+        """The expert's action as one native tool call; the observation comes back as its tool message."""
+        try:
+            call = as_tool_call(self.ctx.parser(), text)
+        except ValueError as err:  # the env's expert said something its own action forms do not take
+            raise EnvFault(f"env expert's action {text[:200]!r} fits none of its tools: {err}") from err
+        call_id = f"call_{self.step + 1}"
+        calls = [tool_call_message(call, call_id)]
+        self.add({"role": "assistant", "content": "", "tool_calls": calls},
+                 TurnRecord(step=self.step + 1, role="assistant", content="", tool_calls=calls,
+                            action=call.model_dump_json(), latency_ms=dt * 1000.0))
+        try:
+            result, step_dt = await self._env_step(session, call)
+        except InvalidAction as err:
+            raise EnvFault(f"env refused its expert's action {text[:200]!r}: {err.status} {err}") from err
+        self._observe(result, call.model_dump_json(), call_id, step_dt)
         return result
 
     async def _chat(self) -> ChatResult:

@@ -4,6 +4,8 @@ ReAct text: a system prompt listing the env's action forms and asking for
 ``Thought: ...`` / ``Action: ...``; the action is the text after the last
 ``Action:`` (up to a hallucinated ``Observation:``/``Thought:``). Native tools: the
 env's OpenAI tool schemas are sent as `tools`; the first tool call is the action.
+The expert's text actions become tool calls through the env's own action forms
+(`as_tool_call`), so an expert run in the tools format is native tool-calling data.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from envs.types import EnvInfo, ToolCall
+from envs.actions import ActionParseError, ActionParser
+from envs.types import EnvInfo, ToolCall, ToolParam, ToolSpec
 
 MAX_LISTED_ACTIONS = 50
 _ACTION = re.compile(r"Action\s*:", re.IGNORECASE)
@@ -100,3 +103,32 @@ def parse_tool_call(tool_calls: list[dict[str, Any]] | None) -> tuple[ToolCall, 
         return ToolCall(name=name, arguments=args), call.get("id")
     except ValidationError as err:  # e.g. a name of 10,000 characters
         raise ParseFailure(f"The tool call is not usable: {err.errors()[0].get('msg', 'invalid')}.") from err
+
+
+def action_parser(info: EnvInfo) -> ActionParser:
+    """The env's verbs rebuilt from its info: tool schemas and text forms are listed in the same order."""
+    if len(info.tools) != len(info.text_actions):
+        raise ValueError(f"env {info.name} lists {len(info.tools)} tools but {len(info.text_actions)} text forms")
+    specs = []
+    for tool, form in zip(info.tools, info.text_actions):
+        fn = tool.get("function") or {}
+        props = (fn.get("parameters") or {}).get("properties") or {}
+        specs.append(ToolSpec(name=fn.get("name", ""), description=fn.get("description", ""), text_template=form,
+                              params=[ToolParam(name=k, description=(v or {}).get("description", ""))
+                                      for k, v in props.items()]))
+    return ActionParser(specs)
+
+
+def as_tool_call(parser: ActionParser, text: str) -> ToolCall:
+    """A text action (the expert's) as the tool call that names the same action; ValueError when it fits no form."""
+    try:
+        action = parser.parse_text(text)
+    except ActionParseError as err:
+        raise ValueError(str(err)) from err
+    return ToolCall(name=action.name, arguments=dict(action.arguments))
+
+
+def tool_call_message(call: ToolCall, call_id: str) -> dict[str, Any]:
+    """OpenAI `tool_calls` entry (arguments as JSON text, as model servers return them)."""
+    return {"id": call_id, "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}

@@ -52,7 +52,7 @@ def run_provenance(job: JobConfig, info: EnvInfo, *, model_name: str | None, mod
                 "data_digest": info.data_digest, "withheld_tasks": dict(info.withheld_tasks)},
         "model": {"id": model_name, "server": model_card or {}} if model else None,
         "policy": job.policy.value,
-        "prompt_format": job.prompt_format.value if model else None,
+        "prompt_format": job.prompt_format_in_force(),
         "system_prompt": system_prompt,
         "tools": tools,                 # the schemas sent with every model call (native tool calling), else None
         "text_actions": list(info.text_actions),

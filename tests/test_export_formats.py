@@ -211,6 +211,22 @@ def test_hf_directory_loads_with_datasets(store: Store, tmp_path: Path) -> None:
     assert (foreign / "keep.txt").read_text() == "x"
 
 
+def test_hf_exports_are_not_read_back_from_another_exports_cache(store: Store, tmp_path: Path) -> None:
+    """`datasets` caches a local folder by its name and YAML configs: the file names carry their digest, so two
+    exports to folders of the same name, and a re-export in place, each load their own rows (one cache dir)."""
+    datasets = pytest.importorskip("datasets", reason="the hf export check needs the datasets package")
+    cache = str(tmp_path / "cache")
+    first, second = tmp_path / "a" / "export", tmp_path / "b" / "export"
+    export_runs(store, ["tiny"], ExportFormat.hf, first)
+    export_runs(store, ["tiny-tools"], ExportFormat.hf, second, Curation(splits=["dev"]))
+    assert datasets.load_dataset(str(first), cache_dir=cache)["train"][0]["run"] == "tiny"
+    assert set(datasets.load_dataset(str(second), cache_dir=cache)) == {"validation"}
+    export_runs(store, ["tiny-tools"], ExportFormat.hf, first)  # in place, other rows
+    assert datasets.load_dataset(str(first), cache_dir=cache)["validation"][0]["run"] == "tiny-tools"
+    files = sorted(p.name for p in (first / "data").iterdir())
+    assert len(files) == 1 and files[0].startswith("validation-") and files[0].endswith(".parquet")
+
+
 def _cli_app() -> Any:
     import typer
 

@@ -2,7 +2,8 @@
 
 `collector.export.source` (set-based reads), `filters` (curation), `formats` (rows:
 AgentGym conversations, OpenAI/TRL messages, loss masks), `tools` (tool schemas),
-`writers` (JSONL, parquet, Hugging Face directory), `pipeline` (`export_runs`).
+`writers` (JSONL, parquet, Hugging Face directory), `pipeline` (`export_runs`),
+`chat_template` (the training chat template TRL's SFTTrainer uses on the rows).
 """
 
 from __future__ import annotations

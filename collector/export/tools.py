@@ -1,7 +1,7 @@
 """The `tools` of an exported row: the env's own OpenAI tool schemas when the run used native tool calls.
 
 Schemas are the ones stored with the run (its provenance: exactly what the model was
-sent). For a run stored without them (collected before provenance was recorded) they
+sent, or for an expert run in the tools format the schemas its calls follow). For a run stored without them (collected before provenance was recorded) they
 come from the registered env class (`Env.tools`, a class attribute: no data is loaded);
 for an env this installation does not know, they are inferred from the calls the
 episode made (names and argument keys only).

@@ -4,13 +4,17 @@ Files are written next to their destination and renamed into place when complete
 so an interrupted export never leaves a half-written file under the final name.
 Parquet uses one explicit Arrow schema (so batches always agree); its `tools` column
 is the JSON text of the tool schemas, because arbitrary JSON schemas have no single
-Arrow type. The Hugging Face directory holds `data/<split>.parquet` per env split
+Arrow type. The Hugging Face directory holds `data/<split>-<digest>.parquet` per env split
 (train → train, dev → validation, test → test) and a README.md whose YAML `configs`
-names those files, so `datasets.load_dataset(path)` reads it unchanged.
+names those files, so `datasets.load_dataset(path)` reads it unchanged. The digest (of the
+file's bytes) is in the name because `datasets` caches a local folder under its name and
+its YAML `configs` only: two exports to folders of the same name, or a re-export in
+place, would otherwise be read back from the cache of the first one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -100,19 +104,35 @@ def write_parquet(rows: Iterable[dict[str, Any]], out: Path) -> int:
     return sink.rows
 
 
-def _readme(counts: dict[str, int], manifest: dict[str, Any]) -> str:
+def _readme(counts: dict[str, int], files: dict[str, str], manifest: dict[str, Any]) -> str:
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in counts:
-        lines += [f"  - split: {split}", f"    path: data/{split}.parquet"]
+        lines += [f"  - split: {split}", f"    path: data/{files[split]}"]
     lines += ["---", "", "# trajgym trajectories", "",
               ("Exported by `trajgym export --format hf`. Each row: `messages` (OpenAI/TRL chat; assistant "
                "messages carry `weight` 1 = trained, 0 = masked), `tools` (JSON text of the tool schemas, or null), "
                "and its provenance (run, episode_id, model, env, split, task_id, sample, outcome, success, reward, "
                "progress, turns)."), "",
+              ("Train with TRL as it is: `datasets.load_dataset(<this folder>, split=\"train\")` → "
+               "`SFTTrainer(args=SFTConfig(assistant_only_loss=True))` with the tokenizer's chat template set to "
+               "trajgym's training template (`collector.export.chat_template.TRAINING_CHAT_TEMPLATE`: it marks "
+               "the assistant turns of weight 1 for the loss and renders tool calls); see "
+               "`examples/trl_sft_export.py`."), "",
               "| split | rows |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in counts.items()]
     lines += ["", "Curation:", "", "```json", json.dumps(manifest, indent=2, ensure_ascii=False), "```", ""]
     return "\n".join(lines)
+
+
+def _name_by_digest(path: Path) -> str:
+    """Rename `data/<split>.parquet` to `data/<split>-<16 hex of its SHA-256>.parquet`; returns the new name."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    name = f"{path.stem}-{h.hexdigest()[:16]}{path.suffix}"
+    os.replace(path, path.with_name(name))
+    return name
 
 
 def write_hf_dir(rows: Iterable[dict[str, Any]], out: Path, manifest: dict[str, Any],
@@ -141,9 +161,10 @@ def write_hf_dir(rows: Iterable[dict[str, Any]], out: Path, manifest: dict[str, 
     order = [s for s in ("train", "validation", "test") if s in sinks] + sorted(s for s in sinks if s not in
                                                                                  HF_SPLITS.values())
     counts = {s: sinks[s].rows for s in order}
-    (tmp / "README.md").write_text(_readme(counts, manifest), encoding="utf-8")
-    (tmp / "trajgym_export.json").write_text(json.dumps({**manifest, "splits": counts}, indent=2) + "\n",
-                                             encoding="utf-8")
+    files = {s: _name_by_digest(sinks[s].path) for s in order}
+    (tmp / "README.md").write_text(_readme(counts, files, manifest), encoding="utf-8")
+    (tmp / "trajgym_export.json").write_text(json.dumps({**manifest, "splits": counts, "files": files}, indent=2)
+                                             + "\n", encoding="utf-8")
     if provenance is not None:
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
