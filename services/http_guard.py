@@ -63,6 +63,12 @@ class _RequestDeadlines:
         self._partial = True
         before = self.cycle
         super().data_received(data)  # type: ignore[misc]
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket: its connection is not a request's
+            for timer in (self._header_timer, self._body_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._header_timer = self._body_timer = None
+            return
         cycle = self.cycle
         if cycle is not before:  # a request's headers are complete
             if self._header_timer is not None:

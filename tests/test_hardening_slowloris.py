@@ -195,3 +195,26 @@ def test_trajgym_hub_applies_the_flags(tmp_path: Path) -> None:
             sock.sendall(b"GET /dashboard HTTP/1.1\r\n")
             elapsed, data = wait_closed(sock, 1 + SLACK)
             assert data.startswith(b"HTTP/1.1 408")
+
+
+def test_an_openenv_websocket_outlives_the_request_deadlines() -> None:
+    """The header deadline is a request's: a connection upgraded to a WebSocket (OpenEnv's /ws) must not be
+    dropped when it runs out."""
+    import asyncio
+    import json as jsonlib
+
+    import aiohttp
+
+    from services.app import create_app
+    from services.http_guard import ConnectionLimits, uvicorn_options
+    from tests.support.counter_env import CounterEnv
+    from tests.support.server import running_server
+
+    async def hold(url: str) -> str:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url.replace("http", "ws") + "/openenv/ws") as ws:
+            await asyncio.sleep(1.0)  # past both deadlines below
+            await ws.send_str(jsonlib.dumps({"type": "reset", "data": {"task_id": "counter-1"}}))
+            return jsonlib.loads((await asyncio.wait_for(ws.receive(), 5)).data)["type"]
+
+    with running_server(create_app(CounterEnv), **uvicorn_options(ConnectionLimits(header_timeout=0.3, body_timeout=0.3))) as url:
+        assert asyncio.run(hold(url)) == "observation"
