@@ -207,7 +207,10 @@ class Env(ABC, Generic[D]):
     system_prompt: ClassVar[str] = ""
     # AgentGym's WebShop client reads `/create` as a bare integer; the others as {"id": n}.
     agentgym_create_returns_int: ClassVar[bool] = False
-    # CPU-bound steps run in a worker thread in the service; trivial envs may opt out.
+    # Where the service runs this env's calls (services/step_policy.py): "adaptive" (in worker threads
+    # until measured cheap, then on the event loop, back to threads when one turns slow), "thread", "inline".
+    step_policy: ClassVar[str] = "adaptive"
+    # False: steps are trivial and always run on the event loop (the same as step_policy = "inline").
     step_in_thread: ClassVar[bool] = True
     # Steps that may wait seconds on another process or server (not on the CPU): the service then runs
     # each concurrent step in its own thread, so that slow sessions never queue the others.

@@ -25,16 +25,18 @@ from typing import Any, TypeVar
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from envs.actions import ActionParseError
-from envs.base import Env, EnvData, EnvError, NoExpert, StepAfterEnd, UnknownTask
-from envs.types import EnvInfo, Split
+from envs.base import Env, EnvData
+from envs.types import EnvInfo, Split, StepResult
 from services.body_limit import BodyLimitMiddleware
 from services.crash_guard import CrashGuardMiddleware
 from services.client_key import client_key
+from services.fast_path import FastStepMiddleware, step_response_json
+from services.error_status import ERROR_STATUS, ExpertDisabled, detail_of, retry_after_of
 from services.prometheus_metrics import ServiceMetrics
-from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
+from services.step_policy import StepPlacer, StepPolicyName, policy_of, timed
+from wire.errors import EpisodeFinished, SessionNotFound
 from wire.surfaces import ServiceInfo, surfaces
 from wire.env_api import (
     ERROR_RESPONSES,
@@ -69,6 +71,8 @@ class ServiceSettings(BaseModel):
     expert_enabled: bool = True
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     worker_threads: int = Field(default=4, ge=1, description="threads that run env code off the event loop")
+    step_policy: StepPolicyName | None = Field(default=None, description="where env calls run: adaptive, inline or thread "
+                                               "(services/step_policy.py); default the env's own declaration")
 
     @model_validator(mode="after")
     def _quotas(self) -> "ServiceSettings":
@@ -78,24 +82,6 @@ class ServiceSettings(BaseModel):
         self.max_sessions_per_client = min(per_client, self.max_sessions)
         self.max_sessions_per_address = min(per_address, self.max_sessions)
         return self
-
-
-class ExpertDisabled(Exception):
-    pass
-
-
-ERROR_STATUS: dict[type[Exception], int] = {
-    SessionNotFound: 404,
-    UnknownTask: 404,
-    NoExpert: 404,
-    ExpertDisabled: 403,
-    EpisodeFinished: 409,
-    StepAfterEnd: 409,
-    EnvError: 409,
-    ActionParseError: 422,
-    ValidationError: 422,
-    ServerFull: 429,
-}
 
 
 class EnvService:
@@ -112,6 +98,7 @@ class EnvService:
         self.ready = data is not None
         threads = max(settings.worker_threads, settings.max_sessions) if env_cls.long_steps else settings.worker_threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{env_cls.name}-env")
+        self.placer = StepPlacer(policy_of(env_cls, settings.step_policy))
         self._info: EnvInfo | None = None
 
     def _closed(self, session: Session, reason: str) -> None:
@@ -137,10 +124,37 @@ class EnvService:
             self.sessions.close(session_id)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run env code: in the service's worker threads unless the env declares its steps trivial."""
-        if self.env_cls.step_in_thread:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-        return fn(*args)
+        """Run env code where the step policy places its operation (services/step_policy.py): on the
+        loop, or in the service's worker threads; either way its own duration is what the policy learns."""
+        place = self.placer.place(getattr(fn, "__name__", "call"))
+        if place.inline:
+            result, took = timed(fn, *args)
+            place.measured(took, True)
+            self.metrics.inline_calls.inc()
+            return result
+        result, took = await asyncio.get_running_loop().run_in_executor(self.executor, timed, fn, *args)
+        place.measured(took, False)
+        return result
+
+    def inline_step_ready(self, session: Session) -> bool:
+        """Whether a step of `session` may run right now, synchronously, on the loop: the policy places
+        steps inline and no other step of the session is running (per-session serialisation)."""
+        return self.placer.place("step").inline and not session.lock.locked()
+
+    def step_inline(self, session: Session, action: Any) -> StepResult:
+        """A step run synchronously on the loop (callers check `inline_step_ready` first); as `step`."""
+        started = time.perf_counter()
+        result = session.env.step(action)
+        took = time.perf_counter() - started
+        self.placer.place("step").measured(took, True)
+        self.metrics.inline_calls.inc()
+        self._stepped(session, took)
+        return result
+
+    def _stepped(self, session: Session, took: float) -> None:
+        self.metrics.step_latency.observe(took)
+        self.metrics.steps.inc()
+        session.touch()
 
     @property
     def info(self) -> EnvInfo:
@@ -163,13 +177,13 @@ class EnvService:
         self.metrics.sessions_open.inc()
         return session, obs
 
-    async def step(self, session: Session, action: Any) -> Any:
+    async def step(self, session: Session, action: Any) -> StepResult:
+        if self.inline_step_ready(session):
+            return self.step_inline(session, action)
         async with session.lock:
             started = time.perf_counter()
             result = await self.call(session.env.step, action)
-            self.metrics.step_latency.observe(time.perf_counter() - started)
-            self.metrics.steps.inc()
-            session.touch()
+            self._stepped(session, time.perf_counter() - started)
             return result
 
     async def reaper(self) -> None:
@@ -183,8 +197,9 @@ class EnvService:
 def _error_handler(service: EnvService, status: int) -> Callable[[Request, Exception], Any]:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         service.metrics.error(status)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerFull) else None
-        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+        retry_after = retry_after_of(exc)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse({"detail": detail_of(exc)}, status_code=status, headers=headers)
 
     return handle
 
@@ -222,6 +237,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CrashGuardMiddleware, on_error=lambda: service.metrics.error(500))
+    app.add_middleware(FastStepMiddleware, service=service, max_bytes=settings.max_body_bytes)  # outermost
     for exc_type, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_type, _error_handler(service, status))
 
@@ -259,10 +275,9 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
              summary="Take one action (text or tool call)")
     async def step(session_id: str, body: StepRequest) -> Response:
         s = service.sessions.get(session_id)
+        # Normally answered by services.fast_path before routing; this is the path for what it hands on.
         result = await service.step(s, body.action)
-        # Serialised once by pydantic-core, skipping FastAPI's re-validation on the hot path.
-        response = StepResponse.model_construct(**result.__dict__, turn=s.env.turns, progress=result.info.get("progress"))
-        return Response(response.model_dump_json(), media_type="application/json")
+        return Response(step_response_json(s.env.turns, result), media_type="application/json")
 
     @v1.get("/sessions/{session_id}/actions", response_model=ValidActions, summary="Currently valid actions")
     async def actions(session_id: str) -> ValidActions:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.error_status import detail_of
+
 log = logging.getLogger("trajgym.service")
 
 
@@ -43,7 +45,7 @@ class CrashGuardMiddleware:
             log.error("unexpected %s in %s %s", type(exc).__name__, scope.get("method"), scope.get("path"), exc_info=exc)
             if self.on_error is not None:
                 self.on_error()
-            body = json.dumps({"detail": f"{type(exc).__name__}: {exc}"[:4000]}).encode()
+            body = json.dumps({"detail": detail_of(exc)}).encode()
             await send({"type": "http.response.start", "status": 500,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})

@@ -23,7 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from envs.actions import ActionParseError
 from envs.types import StepResult, ToolCall
-from services.openenv_surface import NoEpisode, status_of
+from services.error_status import status_of
+from services.openenv_surface import NoEpisode
 from services.client_key import key_of
 from services.sessions import LOCAL, ClientKey, Session
 from wire.errors import SessionNotFound

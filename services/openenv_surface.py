@@ -32,6 +32,7 @@ from envs.actions import ActionParseError
 from envs.base import EnvError, StepAfterEnd, UnknownTask
 from envs.types import Observation, StepResult, ToolCall
 from services.client_key import client_key, key_of
+from services.error_status import status_of
 from services.sessions import LOCAL, ClientKey, Session
 from wire.errors import EpisodeFinished, ServerFull, SessionNotFound
 from wire.openenv_api import (
@@ -107,16 +108,6 @@ async def act(service: EnvService, session: Session | None, action: OpenEnvActio
         return _step_result(session, result, action.tool_name)
     assert action.text is not None
     return _step_result(session, await service.step(session, action.text), None)
-
-
-def status_of(exc: BaseException) -> int:
-    """The HTTP status the service answers `exc` with (for the error metrics of the non-HTTP surfaces)."""
-    from services.app import ERROR_STATUS
-
-    for exc_type, status in ERROR_STATUS.items():
-        if isinstance(exc, exc_type):
-            return status
-    return 500
 
 
 def _ws_error_for(service: EnvService, exc: Exception) -> WSResponse:

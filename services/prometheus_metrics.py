@@ -15,6 +15,8 @@ class ServiceMetrics:
         self.sessions_created = Counter("trajgym_sessions_created", "Sessions created", labels, registry=self.registry).labels(env_name)
         self.sessions_closed = Counter("trajgym_sessions_closed", "Sessions closed, by reason", ["env", "reason"], registry=self.registry)
         self.steps = Counter("trajgym_steps", "Env steps taken", labels, registry=self.registry).labels(env_name)
+        self.inline_calls = Counter("trajgym_inline_env_calls", "Env calls (steps, resets, expert) run on the event loop "
+                                    "by the step policy, not in a worker thread", labels, registry=self.registry).labels(env_name)
         self.step_latency = Histogram("trajgym_step_latency_seconds", "Env step latency (inside the service)", labels,
                                       buckets=LATENCY_BUCKETS, registry=self.registry).labels(env_name)
         self.errors = Counter("trajgym_errors", "Error responses, by HTTP status", ["env", "status"], registry=self.registry)
