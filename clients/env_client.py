@@ -11,6 +11,11 @@ A 2xx body that is not what the API promises is an `EnvServiceError` too.
 Bodies are read with a byte cap (`max_body_bytes`; `/healthz` probes 64 KiB) within the total
 `timeout`, and every request names its client (`X-Trajgym-Client`, `client_id`) so the service's
 per-client session quota counts this process's sessions apart from others on the same machine.
+
+With `channel=True` (what the collector uses) the session operations — create, step, expert,
+close — go over the service's session channel (`clients.env_channel`, one multiplexed WebSocket)
+when the service offers one, and over v1 when it refuses the handshake; the methods, results and
+errors are the same either way. Info, tasks, state and health stay on v1.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json as jsonlib
 import os
 import socket
 import uuid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -51,6 +56,9 @@ def process_client_id() -> str:
         _PROCESS_CLIENT_ID = (os.getpid(), default_client_id())
     return _PROCESS_CLIENT_ID[1]
 
+if TYPE_CHECKING:
+    from clients.env_channel import ChannelEnvClient
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -75,7 +83,7 @@ def validated(model: type[M], body: Any, what: str) -> M:
 class AsyncEnvClient:
     def __init__(self, base_url: str, *, timeout: float = 60.0, max_connections: int = 512, retries: int = 3,
                  session: aiohttp.ClientSession | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, channel: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.retries = retries
@@ -84,6 +92,12 @@ class AsyncEnvClient:
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
+        self._channel: ChannelEnvClient | None = None
+        if channel:
+            from clients.env_channel import ChannelEnvClient
+
+            self._channel = ChannelEnvClient(self.base_url, timeout=timeout, retries=retries, client_id=self.client_id,
+                                             max_body_bytes=max_body_bytes)
 
     async def __aenter__(self) -> "AsyncEnvClient":
         return self
@@ -102,6 +116,8 @@ class AsyncEnvClient:
         return self._session
 
     async def aclose(self) -> None:
+        if self._channel is not None:
+            await self._channel.aclose()
         if self._session is not None and self._owns_session and not self._session.closed:
             await self._session.close()
 
@@ -134,6 +150,25 @@ class AsyncEnvClient:
                 continue
             raise error
 
+    async def _via_channel(self) -> ChannelEnvClient | None:
+        """The session channel when enabled and offered by the service (connecting on first use), else None."""
+        channel = self._channel
+        if channel is None or channel.supported is False:
+            return None
+        if channel.supported is None:
+            from clients.env_channel import ChannelUnsupported
+
+            try:
+                await channel.connect()
+            except ChannelUnsupported:
+                return None
+        return channel
+
+    @property
+    def uses_channel(self) -> bool:
+        """Whether session operations go over the session channel (known after the first one)."""
+        return self._channel is not None and self._channel.supported is True
+
     # ----- API ----------------------------------------------------------------------
     async def info(self) -> EnvInfo:
         return validated(EnvInfo, await self.request("GET", "/v1/info", retry_transport=True), "info")
@@ -145,10 +180,14 @@ class AsyncEnvClient:
         return validated(TaskList, await self.request("GET", "/v1/tasks", params=params, retry_transport=True), "tasks")
 
     async def create(self, task_id: str | None = None, seed: int | None = None, split: Split | str | None = None) -> SessionCreated:
+        if (channel := await self._via_channel()) is not None:
+            return await channel.create(task_id, seed, split)
         body = {"task_id": task_id, "seed": seed, "split": Split(split).value if split else None}
         return validated(SessionCreated, await self.request("POST", "/v1/sessions", json=body, retry_full=True), "create")
 
     async def step(self, session_id: str, action: str | ToolCall | dict[str, Any]) -> StepResponse:
+        if (channel := await self._via_channel()) is not None:
+            return await channel.step(session_id, action)
         payload = action.model_dump() if isinstance(action, ToolCall) else action
         return validated(StepResponse, await self.request("POST", f"/v1/sessions/{session_id}/step",
                                                           json={"action": payload}), "step")
@@ -162,6 +201,8 @@ class AsyncEnvClient:
         return body["valid_actions"]
 
     async def expert_action(self, session_id: str) -> str:
+        if (channel := await self._via_channel()) is not None:
+            return await channel.expert_action(session_id)
         body = await self.request("GET", f"/v1/sessions/{session_id}/expert", retry_transport=True)
         action = body.get("action") if isinstance(body, dict) else None
         if not isinstance(action, str):
@@ -169,6 +210,8 @@ class AsyncEnvClient:
         return action
 
     async def close(self, session_id: str) -> None:
+        if (channel := await self._via_channel()) is not None:
+            return await channel.close(session_id)
         await self.request("DELETE", f"/v1/sessions/{session_id}", retry_transport=True)
 
     async def health(self) -> dict[str, Any]:

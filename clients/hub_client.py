@@ -243,7 +243,7 @@ class Lease:
 class Placement:
     def __init__(self, registry: RegistryClient, name: str, *, refresh: float = 2.0, probe_ttl: float = 1.0,
                  cooldown: float = 10.0, wait: float = 30.0, probe_timeout: float = 5.0, env_timeout: float = 60.0,
-                 max_connections: int = 512) -> None:
+                 max_connections: int = 512, channel: bool = False) -> None:
         self.registry = registry
         self.name = name
         self.refresh = refresh
@@ -252,7 +252,8 @@ class Placement:
         self.wait = wait  # how long acquire() keeps asking the hub for a healthy replica when it has none
         self.poll = min(0.5, refresh)  # while waiting: one hub request per `poll` s, shared by all waiters
         self.probe_timeout = probe_timeout
-        self._client_kwargs = {"timeout": env_timeout, "max_connections": max_connections}
+        # channel: session operations over each replica's session channel where it has one (clients.env_client)
+        self._client_kwargs = {"timeout": env_timeout, "max_connections": max_connections, "channel": channel}
         self._replicas: dict[str, _ReplicaLoad] = {}
         self._healthy: list[str] = []
         self._record: EnvRecord | None = None

@@ -1,5 +1,6 @@
 """The collector's view of an env: one service URL (`EnvLink`) or a name placed on replicas by the hub
-(`PlacedEnvLink`); `AsyncEnvClient` calls behind a semaphore, timed."""
+(`PlacedEnvLink`); `AsyncEnvClient` calls behind a semaphore, timed. Session operations (create,
+steps, expert, close) go over each service's session channel where it offers one, else over v1."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from wire.env_api import SessionCreated, StepResponse
 class EnvLink:
     def __init__(self, url: str, *, concurrency: int, timeout: float) -> None:
         self.url = url
-        self.client = AsyncEnvClient(url, timeout=timeout, max_connections=concurrency)
+        self.client = AsyncEnvClient(url, timeout=timeout, max_connections=concurrency, channel=True)
         self._sem = asyncio.Semaphore(concurrency)
 
     async def aclose(self) -> None:
@@ -71,7 +72,7 @@ class PlacedEnvLink(EnvLink):
 
         self.url = f"{hub_url.rstrip('/')}#{name}"
         self.registry = RegistryClient(hub_url, token=token)
-        self.placement = Placement(self.registry, name, env_timeout=timeout, max_connections=concurrency)
+        self.placement = Placement(self.registry, name, env_timeout=timeout, max_connections=concurrency, channel=True)
         self._sem = asyncio.Semaphore(concurrency)
         self._leases: dict[str, Any] = {}
 

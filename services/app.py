@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
@@ -32,11 +32,13 @@ from envs.types import EnvInfo, Split, StepResult
 from services.body_limit import BodyLimitMiddleware
 from services.crash_guard import CrashGuardMiddleware
 from services.client_key import client_key
-from services.fast_path import FastStepMiddleware, step_response_json
+from services.channel import serve_channel
+from services.fast_path import EnvServiceApp, step_response_json
 from services.error_status import ERROR_STATUS, ExpertDisabled, detail_of, retry_after_of
 from services.prometheus_metrics import ServiceMetrics
 from services.step_policy import StepPlacer, StepPolicyName, policy_of, timed
 from wire.errors import EpisodeFinished, SessionNotFound
+from wire.channel_api import CHANNEL_PATH
 from wire.surfaces import ServiceInfo, surfaces
 from wire.env_api import (
     ERROR_RESPONSES,
@@ -73,6 +75,11 @@ class ServiceSettings(BaseModel):
     worker_threads: int = Field(default=4, ge=1, description="threads that run env code off the event loop")
     step_policy: StepPolicyName | None = Field(default=None, description="where env calls run: adaptive, inline or thread "
                                                "(services/step_policy.py); default the env's own declaration")
+
+    channel_in_flight: int = Field(default=4096, ge=1, le=MAX_COUNT, description="requests one session channel may have "
+                                   "accepted and not yet answered (then it stops reading: back-pressure)")
+    channel_idle_timeout: float = Field(default=300.0, gt=0, description="seconds a session channel with nothing in flight "
+                                        "stays open without a frame")
 
     @model_validator(mode="after")
     def _quotas(self) -> "ServiceSettings":
@@ -128,12 +135,12 @@ class EnvService:
         loop, or in the service's worker threads; either way its own duration is what the policy learns."""
         place = self.placer.place(getattr(fn, "__name__", "call"))
         if place.inline:
-            result, took = timed(fn, *args)
-            place.measured(took, True)
+            result, wall, cpu = timed(fn, *args)
+            place.measured(wall, cpu, True)
             self.metrics.inline_calls.inc()
             return result
-        result, took = await asyncio.get_running_loop().run_in_executor(self.executor, timed, fn, *args)
-        place.measured(took, False)
+        result, wall, cpu = await asyncio.get_running_loop().run_in_executor(self.executor, timed, fn, *args)
+        place.measured(wall, cpu, False)
         return result
 
     def inline_step_ready(self, session: Session) -> bool:
@@ -143,12 +150,10 @@ class EnvService:
 
     def step_inline(self, session: Session, action: Any) -> StepResult:
         """A step run synchronously on the loop (callers check `inline_step_ready` first); as `step`."""
-        started = time.perf_counter()
-        result = session.env.step(action)
-        took = time.perf_counter() - started
-        self.placer.place("step").measured(took, True)
+        result, wall, cpu = timed(session.env.step, action)
+        self.placer.place("step").measured(wall, cpu, True)
         self.metrics.inline_calls.inc()
-        self._stepped(session, took)
+        self._stepped(session, wall)
         return result
 
     def _stepped(self, session: Session, took: float) -> None:
@@ -185,6 +190,36 @@ class EnvService:
             result = await self.call(session.env.step, action)
             self._stepped(session, time.perf_counter() - started)
             return result
+
+    # ----- the v1 operations, shared by the v1 routes and the session channel ------------------------
+    async def create(self, body: CreateSession, client: ClientKey = LOCAL) -> SessionCreated:
+        session, obs = await self.open_session(body.task_id, body.seed, body.split, client=client)
+        return SessionCreated(session_id=session.id, task_id=obs.task_id, instruction=obs.instruction,
+                              observation=obs.observation, valid_actions=obs.valid_actions, info=obs.info)
+
+    @staticmethod
+    def state(s: Session) -> SessionState:
+        env = s.env
+        return SessionState(
+            session_id=s.id, task_id=env.task.task_id if env.task else None, instruction=env.task.instruction if env.task else "",
+            observation=env.last_observation, turns=env.turns, done=env.done, total_reward=env.total_reward,
+            progress=env.progress(), valid_actions=None if env.done else env.valid_actions(),
+            created_at=datetime.fromtimestamp(s.created_at, timezone.utc),
+            last_used_at=datetime.fromtimestamp(time.time() - (time.monotonic() - s.last_used), timezone.utc),
+        )
+
+    @staticmethod
+    def valid_actions(s: Session) -> ValidActions:
+        return ValidActions(valid_actions=None if s.env.done else s.env.valid_actions())
+
+    async def expert(self, session_id: str) -> ExpertAction:
+        if not self.settings.expert_enabled:
+            raise ExpertDisabled("the expert is disabled on this service (--no-expert)")
+        s = self.sessions.get(session_id)
+        if s.env.done:
+            raise EpisodeFinished("the episode is finished")
+        async with s.lock:
+            return ExpertAction(action=await self.call(s.env.expert_action))
 
     async def reaper(self) -> None:
         interval = self.settings.reap_interval or min(30.0, self.settings.session_ttl / 2)
@@ -228,7 +263,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
             if service.data is not None:
                 service.data.close()
 
-    app = FastAPI(
+    app = EnvServiceApp(
         title=f"trajgym env service: {env_cls.name}",
         version=env_cls.version,
         description=env_cls.description or f"The {env_cls.name} environment as a service.",
@@ -237,7 +272,7 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CrashGuardMiddleware, on_error=lambda: service.metrics.error(500))
-    app.add_middleware(FastStepMiddleware, service=service, max_bytes=settings.max_body_bytes)  # outermost
+    app.service, app.max_step_bytes = service, settings.max_body_bytes  # the step route's fast path
     for exc_type, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_type, _error_handler(service, status))
 
@@ -255,21 +290,11 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
 
     @v1.post("/sessions", status_code=201, response_model=SessionCreated, summary="Open a session on a task (id, or seed within a split)")
     async def create_session(body: CreateSession, client: ClientKey = Depends(client_key)) -> SessionCreated:
-        session, obs = await service.open_session(body.task_id, body.seed, body.split, client=client)
-        return SessionCreated(session_id=session.id, task_id=obs.task_id, instruction=obs.instruction,
-                              observation=obs.observation, valid_actions=obs.valid_actions, info=obs.info)
+        return await service.create(body, client)
 
     @v1.get("/sessions/{session_id}", response_model=SessionState, summary="Current state of a session")
     async def get_session(session_id: str) -> SessionState:
-        s = service.sessions.get(session_id)
-        env = s.env
-        return SessionState(
-            session_id=s.id, task_id=env.task.task_id if env.task else None, instruction=env.task.instruction if env.task else "",
-            observation=env.last_observation, turns=env.turns, done=env.done, total_reward=env.total_reward,
-            progress=env.progress(), valid_actions=None if env.done else env.valid_actions(),
-            created_at=datetime.fromtimestamp(s.created_at, timezone.utc),
-            last_used_at=datetime.fromtimestamp(time.time() - (time.monotonic() - s.last_used), timezone.utc),
-        )
+        return service.state(service.sessions.get(session_id))
 
     @v1.post("/sessions/{session_id}/step", response_model=StepResponse,
              summary="Take one action (text or tool call)")
@@ -281,18 +306,11 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
 
     @v1.get("/sessions/{session_id}/actions", response_model=ValidActions, summary="Currently valid actions")
     async def actions(session_id: str) -> ValidActions:
-        env = service.sessions.get(session_id).env
-        return ValidActions(valid_actions=None if env.done else env.valid_actions())
+        return service.valid_actions(service.sessions.get(session_id))
 
     @v1.get("/sessions/{session_id}/expert", response_model=ExpertAction, summary="The expert's next action (off with --no-expert)")
     async def expert(session_id: str) -> ExpertAction:
-        if not settings.expert_enabled:
-            raise ExpertDisabled("the expert is disabled on this service (--no-expert)")
-        s = service.sessions.get(session_id)
-        if s.env.done:
-            raise EpisodeFinished("the episode is finished")
-        async with s.lock:
-            return ExpertAction(action=await service.call(s.env.expert_action))
+        return await service.expert(session_id)
 
     @v1.delete("/sessions/{session_id}", response_model=Closed, summary="Close a session (idempotent)")
     async def close(session_id: str) -> Closed:
@@ -300,6 +318,11 @@ def create_app(env_cls: type[Env], *, data: EnvData | None = None, data_dir: Pat
         return Closed(session_id=session_id)
 
     app.include_router(v1)
+
+    @app.websocket(CHANNEL_PATH)
+    async def channel(websocket: WebSocket) -> None:
+        """The session channel: v1 operations of many sessions over one WebSocket (wire.channel_api)."""
+        await serve_channel(service, websocket)
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     async def healthz() -> Health:

@@ -3,7 +3,8 @@
 Stepping is the one request an agent run makes thousands of times a second; routing it through
 Starlette's router (every route of every surface is matched in turn), FastAPI's dependency and
 body machinery and two wrapping middlewares costs more than a cheap env step itself. This
-middleware sits outermost and answers the step route itself on the common path:
+app (`EnvServiceApp`, the FastAPI app every env service is) answers the step route itself, before
+any middleware, on the common path:
 
 - a body with a Content-Length within the service's limit, which parses as a `StepRequest`
   (pydantic-core reads the JSON bytes directly);
@@ -24,7 +25,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
 from services.error_status import detail_of, retry_after_of, status_of
 from wire.env_api import StepRequest, StepResponse
@@ -77,22 +79,25 @@ def _replay(body: bytes, upstream: Receive) -> Receive:
     return receive
 
 
-class FastStepMiddleware:
-    def __init__(self, app: ASGIApp, service: EnvService, max_bytes: int) -> None:
-        self.app = app
-        self.service = service
-        self.max_bytes = max_bytes
+class EnvServiceApp(FastAPI):
+    """The FastAPI app of an env service, with the step route's fast path in front of everything.
+
+    Every error of the fast path is answered by it (it runs outside the app's middlewares): a listed
+    error with its status, anything else as the crash guard would (500, type and text, logged)."""
+
+    service: EnvService | None = None
+    max_step_bytes: int = 1 << 20
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = _session_of(scope)
+        session_id = _session_of(scope) if self.service is not None else None
         length = -1
         if session_id is not None:
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     length = int(value) if value.isdigit() else -1
                     break
-        if session_id is None or not 0 <= length <= self.max_bytes:
-            await self.app(scope, receive, send)
+        if session_id is None or not 0 <= length <= self.max_step_bytes:
+            await super().__call__(scope, receive, send)
             return
         chunks: list[bytes] = []
         more = True
@@ -106,9 +111,10 @@ class FastStepMiddleware:
         try:
             request = StepRequest.model_validate_json(body)
         except ValidationError:  # FastAPI answers it, with its own 422 body
-            await self.app(scope, _replay(body, receive), send)
+            await super().__call__(scope, _replay(body, receive), send)
             return
         service = self.service
+        assert service is not None
         headers = JSON_HEADERS
         try:
             session = service.sessions.get(session_id)

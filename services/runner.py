@@ -99,8 +99,10 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
     if registrar is not None:
         _leave_on_shutdown(app, registrar.stop)
     # proxy_headers=False: the peer address (the session quota's key) is the TCP peer, never a header.
+    # ws_max_size: the session channel's frames are bounded by the body limit (it refuses a bigger one itself).
+    max_body = (settings or ServiceSettings()).max_body_bytes
     run_server(app, host, port, log_level=log_level, loop="auto", access_log=False, proxy_headers=False,
-               **uvicorn_options(limits))
+               ws_max_size=max(16 << 20, max_body + 4096), **uvicorn_options(limits))
 
 
 def _leave_on_shutdown(app: FastAPI, leave: Callable[[], Awaitable[None]]) -> None:

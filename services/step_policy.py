@@ -8,13 +8,18 @@ request while it runs. Three policies (`Env.step_policy`, or `trajgym serve --st
   other processes, always run there);
 - ``inline``: always on the loop (an env that declares its steps trivial);
 - ``adaptive`` (the default): an operation (step, reset, expert) starts in threads; once its last
-  `promote_after` calls there each took under `cheap_s` of the thread's own time, it runs inline;
-  an inline call that takes longer than `slow_s` sends the operation back to threads, and the run
-  of cheap calls it needs to come back doubles (up to `max_promote_after`). So a cheap env runs at
-  the loop's speed, and an env whose calls turn slow (a large catalogue, a hostile query) stalls
-  the loop for at most one call each time it is demoted, ever more rarely.
+  `promote_after` calls there were each cheap, it runs inline; a slow inline call sends it back to
+  threads, and the run of cheap calls it needs to come back doubles (up to `max_promote_after`). So a
+  cheap env runs at the loop's speed, and an env whose calls turn slow (a large catalogue, a hostile
+  query) stalls the loop for at most a call or two each time it is demoted, ever more rarely.
 
-Durations are measured around the env call alone (`time.perf_counter`), in whichever place it ran.
+What counts is the call's own cost, not the machine's load. A call in a thread is cheap when its
+CPU time (`time.thread_time`) is under `cheap_s` and its wall time under `block_s` (a call that waits
+on something for longer is not cheap however little CPU it uses; below that, a thread's wall time
+says more about the GIL and the scheduler than about the env). An inline call is slow when its CPU
+time passes `slow_s`, or its wall time does on `slow_streak` calls in a row: one long wall time
+alone is as likely the scheduler preempting the process as the env being slow, and a thread would
+not help with that.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ class AdaptiveRule:
 
     cheap_s: float = 0.0005
     slow_s: float = 0.002
+    block_s: float = 0.02
+    slow_streak: int = 3
     promote_after: int = 64
-    max_promote_after: int = 1 << 16
+    max_promote_after: int = 4096
 
 
 @dataclass
@@ -52,6 +59,7 @@ class OperationPlace:
     rule: AdaptiveRule = field(default_factory=AdaptiveRule)
     inline: bool = False
     cheap_run: int = 0
+    slow_run: int = 0
     needed: int = 0
     demotions: int = 0
 
@@ -59,19 +67,20 @@ class OperationPlace:
         self.inline = self.policy is StepPolicyName.inline
         self.needed = self.rule.promote_after
 
-    def measured(self, seconds: float, ran_inline: bool) -> None:
-        """Record one call's own duration; promote or demote the operation (adaptive only)."""
+    def measured(self, wall: float, cpu: float, ran_inline: bool) -> None:
+        """Record one call's own wall and CPU time; promote or demote the operation (adaptive only)."""
         if self.policy is not StepPolicyName.adaptive:
             return
         rule = self.rule
         if ran_inline:
-            if seconds > rule.slow_s:
+            self.slow_run = self.slow_run + 1 if wall > rule.slow_s else 0
+            if cpu > rule.slow_s or self.slow_run >= rule.slow_streak:
                 self.inline = False
-                self.cheap_run = 0
+                self.cheap_run = self.slow_run = 0
                 self.demotions += 1
                 self.needed = min(self.needed * 2, rule.max_promote_after)
             return
-        if seconds < rule.cheap_s:
+        if cpu < rule.cheap_s and wall < rule.block_s:
             self.cheap_run += 1
             if self.cheap_run >= self.needed:
                 self.inline = True
@@ -99,11 +108,11 @@ class StepPlacer:
                 for name, p in self._places.items()}
 
 
-def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
-    """Call `fn(*args)`; its result and its own duration (what the policy learns from)."""
-    started = time.perf_counter()
+def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float, float]:
+    """Call `fn(*args)`: its result, wall time and CPU time (what the policy learns from)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
     result = fn(*args)
-    return result, time.perf_counter() - started
+    return result, time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def policy_of(env_cls: type, override: StepPolicyName | None = None) -> StepPolicyName:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from envs.types import EnvInfo
 
 V1_PREFIX = "/v1"
+CHANNEL_PATH = V1_PREFIX + "/channel"  # the session channel (wire.channel_api)
 OPENENV_PREFIX = "/openenv"
 MCP_PATH = "/mcp"
 
@@ -37,6 +38,9 @@ def surfaces(base_url: str) -> dict[str, Surface]:
     return {
         "v1": Surface(protocol="trajgym v1 (REST)", url=base + V1_PREFIX,
                       client=f"clients.env_client.AsyncEnvClient({base!r}); trajgym collect --env {base}"),
+        "channel": Surface(protocol="trajgym session channel: v1 operations of many sessions multiplexed over one WebSocket "
+                           "(wire.channel_api)", url=base + V1_PREFIX, websocket=ws_base + CHANNEL_PATH,
+                           client=f"clients.env_channel.ChannelEnvClient({base!r}); trajgym collect uses it when offered"),
         "agentgym": Surface(protocol="AgentGym env server (/create, /reset, /step, /observation, /available_actions, /close)",
                             url=base, client=f"AgentGym's env clients with env_server_base={base!r}"),
         "openenv": Surface(protocol="OpenEnv env server (WebSocket /ws; HTTP /reset /step /state /schema /metadata /health /mcp)",

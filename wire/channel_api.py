@@ -1,0 +1,88 @@
+"""The session channel's wire format: many sessions' v1 operations over one WebSocket, `/v1/channel`.
+
+A persistent connection costs a fraction of a request per step: no request line, headers, routing
+or connection bookkeeping per step, and replies to many sessions travel in one frame. Every
+operation means what its v1 route means, on the same session table (a session opened on a channel
+is a v1 session: `/v1/sessions/{id}` sees it, the expert route serves it, it outlives the channel
+and is reaped by the same idle TTL).
+
+Frames are JSON text. The server's first frame is a `ChannelHello` (an object): the limits of this
+channel. Then, client → server: an array of `ChannelRequest`s, at most
+`MAX_FRAME_REQUESTS`, the frame at most `max_frame_bytes` (the service's body limit). Server → client: an array of
+`ChannelReply`s, in completion order (match them by `id`; a session's own operations complete in
+the order sent). A reply's `status` and `detail` are exactly those of the v1 route (200/201, 404,
+409, 422, 429 with `retry_after`, 500 for an env bug); `id` is null only for a frame that could not
+be read at all (status 400 or 413).
+
+The connection's handshake carries the `X-Trajgym-Client` header like any v1 request: sessions it
+opens count against that client's quota.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from envs.types import Split, ToolCall
+from wire.env_api import MAX_ACTION_CHARS
+from wire.surfaces import CHANNEL_PATH
+
+__all__ = ["CHANNEL_PATH", "MAX_FRAME_REQUESTS", "ChannelHello", "ChannelOp", "ChannelReply", "ChannelRequest"]
+
+MAX_FRAME_REQUESTS = 1024
+MAX_REQUEST_ID = 2**53
+
+
+class ChannelOp(str, Enum):
+    create = "create"  # POST /v1/sessions            (task_id | seed, split)  → SessionCreated, 201
+    step = "step"  # POST /v1/sessions/{id}/step      (session_id, action)     → StepResponse
+    state = "state"  # GET /v1/sessions/{id}          (session_id)             → SessionState
+    actions = "actions"  # GET /v1/sessions/{id}/actions (session_id)         → ValidActions
+    expert = "expert"  # GET /v1/sessions/{id}/expert  (session_id)           → ExpertAction
+    close = "close"  # DELETE /v1/sessions/{id}       (session_id)             → Closed
+
+
+class ChannelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(ge=0, lt=MAX_REQUEST_ID, description="the client's number for this request; echoed in the reply")
+    op: ChannelOp
+    session_id: str | None = Field(default=None, min_length=1, max_length=200)
+    action: str | ToolCall | None = Field(default=None, description="step: ReAct text or a tool call")
+    task_id: str | None = Field(default=None, max_length=500)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    split: Split | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_op(self) -> "ChannelRequest":
+        if self.op is not ChannelOp.create and self.session_id is None:
+            raise ValueError(f"op {self.op.value} needs a session_id")
+        if self.op is ChannelOp.step:
+            if self.action is None:
+                raise ValueError("op step needs an action")
+            if isinstance(self.action, str) and len(self.action) > MAX_ACTION_CHARS:
+                raise ValueError(f"action longer than {MAX_ACTION_CHARS} characters")
+        return self
+
+
+class ChannelHello(BaseModel):
+    """The server's first frame on a new channel: what it will take."""
+
+    channel: str = "trajgym"
+    version: int = 1
+    max_frame_bytes: int = Field(description="the largest frame the server reads (its body limit); a bigger one is refused, 413")
+    max_frame_requests: int = MAX_FRAME_REQUESTS
+    in_flight_limit: int = Field(description="requests accepted and unanswered before the server stops reading")
+    idle_timeout: float = Field(description="seconds without a frame, nothing in flight, before the server closes the channel")
+
+
+class ChannelReply(BaseModel):
+    """One reply; `result` is the v1 route's body on success, `detail` its error text otherwise."""
+
+    id: int | None
+    status: int
+    result: Any = None
+    detail: str | None = None
+    retry_after: int | None = None
