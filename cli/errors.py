@@ -67,6 +67,7 @@ def _os_error(err: Any) -> str:
 # (module, class, message) in order: the first that matches wins, so subclasses come before their bases.
 _EXPECTED: list[tuple[str, str, Callable[[Any], str]]] = [
     ("cli.errors", "CommandError", str),
+    ("services.workers", "WorkersError", str),
     ("services.ports", "PortInUse", lambda e: f"{e}: another process listens there; stop it, or choose another port (--port)"),
     ("clients.hub_client", "HubUnavailable", lambda e: f"the hub is not reachable: {e}"),
     ("clients.hub_client", "NoHealthyReplica", str),

@@ -1,13 +1,20 @@
-"""`trajgym serve ENV`: one env as an HTTP service (v1 API, AgentGym routes, /metrics)."""
+"""`trajgym serve ENV`: one env as an HTTP service (v1 API, AgentGym routes, /metrics); with `--workers N`,
+N such services on ports PORT..PORT+N-1 under one supervisor (`services/workers.py`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from cli import errors
 from cli.errors import fail
+
+# Options a worker does not inherit as given: each gets its own port and public URL, the token travels in
+# its environment (not on a command line others can read), and each worker is a single one.
+_PER_WORKER = frozenset({"workers", "port", "public_url", "hub_token"})
 
 
 def _parse_modes(pairs: list[str], grading: str | None, observation: str | None) -> dict[str, str]:
@@ -24,10 +31,14 @@ def _parse_modes(pairs: list[str], grading: str | None, observation: str | None)
 
 
 def serve(
+    ctx: typer.Context,
     env: Annotated[str, typer.Argument(help="env name (webshop, household, sql, qa) or module:Class")],
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="folder with the env's published data files")] = None,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (with --workers N: worker i listens on PORT+i)")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
+        help="worker processes, each a full service with its own sessions on its own port PORT+i (with --register "
+             "each joins the hub as a replica; --public-url U gives worker i U's port + i)")] = 1,
     max_sessions: Annotated[int, typer.Option(min=1, max=2**31 - 1, help="open sessions before 429")] = 4096,
     max_sessions_per_client: Annotated[Optional[int], typer.Option(min=1, show_default=False,
         help="sessions one client (peer address + X-Trajgym-Client id) may hold before 429 (default: a quarter of --max-sessions, at least 64)")] = None,
@@ -54,7 +65,9 @@ def serve(
 ) -> None:
     """Serve one environment over HTTP (v1 API + AgentGym-compatible surface).
 
-    Stops gracefully on SIGINT, SIGTERM and SIGHUP alike (leaving the hub first with --register)."""
+    Stops gracefully on SIGINT, SIGTERM and SIGHUP alike (leaving the hub first with --register). With
+    --workers N, a supervisor runs N such services on ports PORT..PORT+N-1, forwards those signals to them,
+    and restarts one that dies (see services/workers.py)."""
     from services.app import ServiceSettings
     from services.http_guard import ConnectionLimits
     from services.runner import serve_env
@@ -72,9 +85,63 @@ def serve(
             except ValueError as err:
                 fail(f"{flag}: {err}")
     modes = _parse_modes(mode or [], grading, observation)
+    if workers > 1:
+        _serve_workers(ctx, env, workers, host=host, port=port, data_dir=data_dir, modes=modes, public_url=public_url,
+                       registered=register is not None, hub_token=hub_token, log_level=log_level)
+        return
     serve_env(env, host=host, port=port, data_dir=data_dir, settings=settings, log_level=log_level,
               register=register, public_url=public_url, hub_token=hub_token, modes=modes, heartbeat=heartbeat,
               limits=limits)
+
+
+def worker_args(ctx: typer.Context) -> list[str]:
+    """The `serve` arguments every worker shares, rebuilt from the parsed parameters (so a new option
+    reaches the workers without a line here): `--option=VALUE` forms, then `--` and the env."""
+    args: list[str] = []
+    positional: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in _PER_WORKER or value is None:
+            continue
+        if param.param_type_name == "argument":
+            positional.append(str(value))
+        elif param.param_type_name == "option":
+            flag = max(param.opts, key=len)  # the long form
+            if getattr(param, "is_flag", False):
+                off = getattr(param, "secondary_opts", None)  # an --x/--no-x pair
+                if value or off:
+                    args.append(flag if value else max(off, key=len))
+            elif param.multiple:
+                args.extend(f"{flag}={item}" for item in value)
+            else:
+                args.append(f"{flag}={value}")
+    return [*args, "--", *positional]
+
+
+def _serve_workers(ctx: typer.Context, env: str, workers: int, *, host: str, port: int, data_dir: Path | None,
+                   modes: dict[str, str], public_url: str | None, registered: bool, hub_token: str | None,
+                   log_level: str) -> None:
+    import os
+
+    from services.workers import WorkerFailed, serve_workers
+
+    shared = worker_args(ctx)
+    root = ["--debug"] if errors.DEBUG else []
+
+    def command(worker_port: int, worker_url: str | None) -> list[str]:
+        own = [f"--port={worker_port}"] + ([f"--public-url={worker_url}"] if worker_url else [])
+        return [sys.executable, "-m", "cli.main", *root, "serve", *own, *shared]
+
+    child_env = {k: v for k, v in os.environ.items() if k != "TRAJGYM_HUB_TOKEN"}
+    if hub_token is not None:
+        child_env["TRAJGYM_HUB_TOKEN"] = hub_token
+    try:
+        serve_workers(env, workers, command, host=host, port=port, data_dir=data_dir, modes=modes, public_url=public_url,
+                      registered=registered, child_env=child_env, log_level=log_level)
+    except WorkerFailed as err:
+        if err.reported and not errors.DEBUG:  # the worker printed its own `error:` line
+            raise typer.Exit(errors.EXIT_ERROR) from None
+        raise
 
 
 def register(app: typer.Typer) -> None:

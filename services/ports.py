@@ -4,7 +4,9 @@ and the listening socket of a service (`bind_port`: a taken port is a `PortInUse
 from __future__ import annotations
 
 import errno
+import random
 import socket
+from pathlib import Path
 
 
 class PortInUse(OSError):
@@ -24,6 +26,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_range(count: int, host: str = "127.0.0.1", attempts: int = 500) -> int:
+    """The first of `count` consecutive ports that were all free on `host` a moment ago (`serve --workers`).
+
+    Drawn below the kernel's ephemeral range, where the OS takes the local ports of outgoing connections:
+    on a busy machine a port next to one `free_port()` returned is often such a connection's."""
+    low = _ephemeral_low()
+    lo, hi = (10_000, low - count) if low - count > 12_000 else (low, 65_536 - count)
+    for _ in range(attempts):
+        base = random.randrange(lo, hi)
+        if all(port_is_free(host, base + i) for i in range(count)):
+            return base
+    raise OSError(errno.EADDRINUSE, f"no {count} consecutive free ports found on {host}")
 
 
 def bind_port(host: str, port: int) -> socket.socket:

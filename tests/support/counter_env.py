@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs.base import Env, EnvData
+from envs.base import DataDir, DataDirError, Env, EnvData
 from envs.types import Action, Split, StepResult, TaskSpec, ToolParam, ToolSpec
 
 
@@ -68,3 +68,14 @@ class InlineCounterEnv(CounterEnv):
     """The same env declaring its steps trivial: they run on the event loop (bench baseline)."""
 
     step_in_thread = False
+
+
+class DataCounterEnv(CounterEnv):
+    """The same env reading a data folder: it needs `counter.txt` there (`DataDirError` otherwise)."""
+
+    @classmethod
+    def load(cls, data_dir: DataDir | None = None) -> CounterData:
+        if data_dir is None:
+            raise DataDirError("data-counter needs --data-dir")
+        data_dir.file("counter.txt")
+        return CounterData()
