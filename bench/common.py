@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts in bench/.
 
 Free loopback ports, percentiles in milliseconds, service subprocesses (start one from the repo root,
-wait until it answers, stop it), RSS readings, and the two concurrent expert-episode drivers over
+wait until it answers, stop it), `serve_app` (a bench ASGI app under uvicorn with the env service's
+own settings), RSS readings, the open-files limit, and the two concurrent expert-episode drivers over
 HTTP: `expert_episodes` (the server's expert picks each action) and `replay` (precomputed expert
 trajectories, only the steps timed).
 
@@ -10,9 +11,12 @@ The scripts put the repo root on sys.path first, then `from bench.common import 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import inspect
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -118,6 +122,22 @@ async def env_service(env: str, data_dir: Path | None = None,
         stop(proc)
 
 
+def serve_app(app: Any, argv: Sequence[str] | None = None) -> None:
+    """Serve the ASGI `app` on 127.0.0.1:`--port` with the uvicorn settings `trajgym serve` uses (same
+    loop, HTTP protocol with its request deadlines, no access log, GIL switch interval), until SIGTERM.
+
+    The `if __name__ == "__main__"` of the bench apps (noop_app, ws_noop_app, openenv_peer)."""
+    from services.http_guard import uvicorn_options
+    from services.runner import run_server, serve_env
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    port = ap.parse_args(argv).port
+    sys.setswitchinterval(inspect.signature(serve_env).parameters["switch_interval"].default)
+    run_server(app, "127.0.0.1", port, log_level="warning", loop="auto", access_log=False, proxy_headers=False,
+               **uvicorn_options())
+
+
 def stop(*procs: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """SIGTERM every process, then wait for each, killing any still running after `timeout` s."""
     for proc in procs:
@@ -132,6 +152,25 @@ def stop(*procs: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 def rss_mb(pid: int | None = None) -> float:
     """RSS of process `pid` (default: this one) in MiB."""
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def vm_rss_kib(pid: int) -> int:
+    """`VmRSS` of process `pid` from /proc/PID/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (one descriptor per connection); the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 2**20  # Linux refuses an infinite NOFILE
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
 
 
 # ----- concurrent load over HTTP ---------------------------------------------------------------------
