@@ -60,6 +60,9 @@ def serve(
                                                  "hub still lists this service (it joins again if not)")] = 10.0,
     mode: Annotated[Optional[list[str]], typer.Option("--mode", metavar="AXIS=VALUE",
                                             help="a named variant of the env (repeatable); defaults are the published benchmark's")] = None,
+    step_policy: Annotated[Optional[str], typer.Option("--step-policy", metavar="adaptive|inline|thread", show_default=False,
+        help="where env calls run: in worker threads until measured cheap, then on the event loop (adaptive), always on "
+             "the loop (inline), or always in threads (thread); default the env's own declaration (services/step_policy.py)")] = None,
     grading: Annotated[str | None, typer.Option("--grading", help="shorthand for --mode grading=VALUE")] = None,
     observation: Annotated[str | None, typer.Option("--observation", help="shorthand for --mode observation=VALUE")] = None,
 ) -> None:
@@ -72,8 +75,14 @@ def serve(
     from services.http_guard import ConnectionLimits
     from services.runner import serve_env
 
+    from services.step_policy import StepPolicyName
+
+    choices = [p.value for p in StepPolicyName]
+    if step_policy is not None and step_policy not in choices:
+        fail(f"--step-policy must be one of {', '.join(choices)}, not {step_policy!r}")
     settings = ServiceSettings(max_sessions=max_sessions, session_ttl=session_ttl, expert_enabled=not no_expert,
-                               max_sessions_per_client=max_sessions_per_client, max_sessions_per_address=max_sessions_per_address)
+                               max_sessions_per_client=max_sessions_per_client, max_sessions_per_address=max_sessions_per_address,
+                               step_policy=step_policy)
     limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout, keep_alive_timeout=keep_alive_timeout)
     if register is not None:
         from wire.hub_api import normalize_base_url
