@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import loadgen
+from services.ports import free_port_range
 from bench.common import free_port, raise_open_files_limit, start, stop, vm_rss_kib, wait_ready
 from bench.loadgen import Connect, Episode, Gate, Plan, Row, drive
 from envs.registry import load_class
@@ -74,16 +75,19 @@ LABELS = {"http_noop": "HTTP no-op", "v1": "trajgym v1", "channel": "channel", "
 class Server:
     """One server process on a free port, its stderr in a temporary file (shown if it fails to start)."""
 
-    def __init__(self, argv: Sequence[str], ready_path: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ready_url = self.url + ready_path
+    def __init__(self, argv: Sequence[str], ready_path: str, workers: int = 1) -> None:
+        self.port = free_port() if workers == 1 else free_port_range(workers)
+        # `serve --workers N`: N services on PORT..PORT+N-1; the rows spread their sessions over them ("url,url")
+        self.url = ",".join(f"http://127.0.0.1:{self.port + i}" for i in range(workers))
+        self.ready_urls = [u + ready_path for u in self.url.split(",")]
         self.log: IO[bytes] = tempfile.TemporaryFile()
-        self.proc = start([*argv, "--port", str(self.port)], stderr=self.log)
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        self.proc = start([*argv, "--port", str(self.port), *extra], stderr=self.log)
 
     def wait(self, timeout: float = 120.0) -> Server:
         try:
-            wait_ready(self.ready_url, self.proc, timeout=timeout)
+            for ready_url in self.ready_urls:
+                wait_ready(ready_url, self.proc, timeout=timeout)
         except RuntimeError as err:
             self.log.seek(0)
             raise RuntimeError(f"{err}\n{self.log.read().decode(errors='replace')[-3000:]}") from err
@@ -99,11 +103,12 @@ def trajgym(env: str) -> Server:
 
 
 @contextlib.contextmanager
-def servers(names: Sequence[str]) -> Iterator[dict[str, Server]]:
-    """The counter rows' servers (v1 and channel share the trajgym service), all started, then all stopped."""
+def servers(names: Sequence[str], workers: int = 1) -> Iterator[dict[str, Server]]:
+    """The counter rows' servers (v1 and channel share the trajgym service, `workers` processes of it), all
+    started, then all stopped."""
     argv = {"http_noop": (["-m", "bench.noop_app"], "/docs"), "ws_noop": (["-m", "bench.ws_noop_app"], "/health"),
             "openenv": (["-m", "bench.openenv_peer"], "/health"), "trajgym": (["-m", "cli.main", "serve", COUNTER, *SERVE_LIMITS], "/readyz")}
-    started = {name: Server(*argv[name]) for name in names}
+    started = {name: Server(*argv[name], workers=workers if name == "trajgym" else 1) for name in names}
     try:
         for server in started.values():
             server.wait()
@@ -354,12 +359,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load generator loop {type(asyncio.get_running_loop()).__module__}, open-files limit {open_files}")
     print(f"start: {load()}")
-    print(f"{args.steps} step attempts a row; channel: "
+    print(f"{args.steps} step attempts a row; trajgym served by {args.workers} worker process(es); channel: "
           + (f"skipped ({channel_skip})" if channel_skip else f"{args.channel_connections} ChannelEnvClient(s) per row"))
     wanted = ["ws_noop"] if args.real_envs else []
     if args.concurrency:
         wanted = ["http_noop", "ws_noop", "trajgym"] + ([] if "openenv" in skipped else ["openenv"])
-    with servers(wanted) as running:
+    with servers(wanted, args.workers) as running:
         urls = {row: running[server].url for row, server in SERVER_OF.items() if server in running}
         results: Results = {}
         if args.concurrency:
@@ -384,6 +389,8 @@ def run() -> None:
     ap.add_argument("--concurrency", type=int, nargs="*", default=[1, 32, 256, 1024],
                     help="concurrent sessions of the comparison rows (none: skip the comparison)")
     ap.add_argument("--channel-connections", type=int, default=1, metavar="K", help="spread a row's sessions over K channel clients")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="serve the counter env with `trajgym serve --workers N`; v1 and channel sessions spread over the N")
     ap.add_argument("--real-envs", action="store_true", help="the real envs against their ideal")
     ap.add_argument("--real-concurrency", type=int, default=32)
     ap.add_argument("--real-steps", type=int, default=20_480, help="step attempts per real-env row")

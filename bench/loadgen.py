@@ -241,9 +241,11 @@ async def http_noop(url: str, concurrency: int) -> AsyncIterator[Connect]:
 
 @contextlib.asynccontextmanager
 async def v1(url: str, concurrency: int) -> AsyncIterator[Connect]:
+    """`url` may list several services ("u1,u2": `serve --workers`); worker w uses service w % n."""
+    urls = url.split(",")
     async with _http(concurrency) as http:
         async def connect(w: int) -> Conn:
-            return _V1(http, url)
+            return _V1(http, urls[w % len(urls)])
 
         yield connect
 
@@ -360,11 +362,13 @@ class _Channel:
 
 @contextlib.asynccontextmanager
 async def channel(url: str, connections: int = 1) -> AsyncIterator[Connect]:
-    """`connections` ChannelEnvClients to `url`, worker w on client w % connections."""
+    """`connections` ChannelEnvClients to each service of `url` ("u1,u2": `serve --workers`), worker w on
+    client w % (connections × services)."""
     from clients.env_channel import ChannelEnvClient
 
     async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(ChannelEnvClient(url, timeout=TIMEOUT)) for _ in range(connections)]
+        clients = [await stack.enter_async_context(ChannelEnvClient(u, timeout=TIMEOUT))
+                   for _ in range(connections) for u in url.split(",")]
 
         async def connect(w: int) -> Conn:
             return _Channel(clients[w % len(clients)])

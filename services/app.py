@@ -36,7 +36,7 @@ from services.channel import serve_channel
 from services.fast_path import EnvServiceApp, step_response_json
 from services.error_status import ERROR_STATUS, ExpertDisabled, detail_of, retry_after_of
 from services.prometheus_metrics import ServiceMetrics
-from services.step_policy import StepPlacer, StepPolicyName, policy_of, timed
+from services.step_policy import StepPlacer, StepPolicyName, policy_of, timed, timed_inline
 from wire.errors import EpisodeFinished, SessionNotFound
 from wire.channel_api import CHANNEL_PATH
 from wire.surfaces import ServiceInfo, surfaces
@@ -135,8 +135,8 @@ class EnvService:
         loop, or in the service's worker threads; either way its own duration is what the policy learns."""
         place = self.placer.place(getattr(fn, "__name__", "call"))
         if place.inline:
-            result, wall, cpu = timed(fn, *args)
-            place.measured(wall, cpu, True)
+            result, wall = timed_inline(fn, *args)
+            place.measured(wall, 0.0, True)
             self.metrics.inline_calls.inc()
             return result
         result, wall, cpu = await asyncio.get_running_loop().run_in_executor(self.executor, timed, fn, *args)
@@ -150,8 +150,8 @@ class EnvService:
 
     def step_inline(self, session: Session, action: Any) -> StepResult:
         """A step run synchronously on the loop (callers check `inline_step_ready` first); as `step`."""
-        result, wall, cpu = timed(session.env.step, action)
-        self.placer.place("step").measured(wall, cpu, True)
+        result, wall = timed_inline(session.env.step, action)
+        self.placer.place("step").measured(wall, 0.0, True)
         self.metrics.inline_calls.inc()
         self._stepped(session, wall)
         return result

@@ -16,10 +16,10 @@ request while it runs. Three policies (`Env.step_policy`, or `trajgym serve --st
 What counts is the call's own cost, not the machine's load. A call in a thread is cheap when its
 CPU time (`time.thread_time`) is under `cheap_s` and its wall time under `block_s` (a call that waits
 on something for longer is not cheap however little CPU it uses; below that, a thread's wall time
-says more about the GIL and the scheduler than about the env). An inline call is slow when its CPU
-time passes `slow_s`, or its wall time does on `slow_streak` calls in a row: one long wall time
-alone is as likely the scheduler preempting the process as the env being slow, and a thread would
-not help with that.
+says more about the GIL and the scheduler than about the env). An inline call is timed by the wall
+clock alone (a CPU clock costs more than a cheap step's own work), and it is slow when its wall time
+passes `slow_s` on `slow_streak` calls in a row: one long wall time alone is as likely the scheduler
+preempting the process as the env being slow, and a thread would not help with that.
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ class OperationPlace:
         self.needed = self.rule.promote_after
 
     def measured(self, wall: float, cpu: float, ran_inline: bool) -> None:
-        """Record one call's own wall and CPU time; promote or demote the operation (adaptive only)."""
+        """Record one call's own wall time (and CPU time, for a call in a thread); promote or demote the
+        operation (adaptive only)."""
         if self.policy is not StepPolicyName.adaptive:
             return
         rule = self.rule
         if ran_inline:
             self.slow_run = self.slow_run + 1 if wall > rule.slow_s else 0
-            if cpu > rule.slow_s or self.slow_run >= rule.slow_streak:
+            if self.slow_run >= rule.slow_streak:
                 self.inline = False
                 self.cheap_run = self.slow_run = 0
                 self.demotions += 1
@@ -109,10 +110,17 @@ class StepPlacer:
 
 
 def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float, float]:
-    """Call `fn(*args)`: its result, wall time and CPU time (what the policy learns from)."""
+    """Call `fn(*args)` (in a worker thread): its result, wall time and CPU time (what the policy learns from)."""
     wall, cpu = time.perf_counter(), time.thread_time()
     result = fn(*args)
     return result, time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def timed_inline(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """Call `fn(*args)` on the loop: its result and wall time."""
+    started = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - started
 
 
 def policy_of(env_cls: type, override: StepPolicyName | None = None) -> StepPolicyName:
