@@ -7,7 +7,8 @@ surfaces cannot drift. What the channel saves is everything around them:
 - a step the policy places inline, on a session with no step running, is answered synchronously
   while the frame is read; everything else (a step in a worker thread, a reset, the expert) runs
   as its own task, so a slow session never holds up the others on the same connection;
-- replies are coalesced: whatever completes while a frame is being handled leaves in one frame.
+- replies are coalesced: whatever completes while a frame is being handled leaves in one frame
+  (of at most about `REPLY_FRAME_BYTES`; more replies make more frames).
 
 Limits, per connection (announced in the first frame, `ChannelHello`): a frame is at most the service's body limit and `MAX_FRAME_REQUESTS`
 requests; at most `in_flight_limit` requests are accepted and unanswered at once (past that the
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trajgym.channel")
 
 FRAME = TypeAdapter(list[ChannelRequest])
+REPLY_FRAME_BYTES = 1 << 20  # replies are sent in frames of about this size at most (a client reads them with a cap)
 
 
 def _ok(request_id: int, body: str, status: int = 200) -> str:
@@ -97,11 +99,18 @@ class ChannelConnection:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            batch, self._outbox = self._outbox, []
+            count, size = 0, 0
+            for fragment in self._outbox:  # a reply frame stays under REPLY_FRAME_BYTES (but holds at least one reply)
+                if count and size + len(fragment) > REPLY_FRAME_BYTES:
+                    break
+                size += len(fragment) + 1
+                count += 1
+            batch, self._outbox = self._outbox[:count], self._outbox[count:]
             try:
                 await self.websocket.send_text("[" + ",".join(batch) + "]")
             except Exception:  # the client went away mid-send
                 self.closed = True
+                self._room.set()  # a reader waiting for room must see the end too
                 return
             self.in_flight -= len(batch)
             self.last_activity = time.monotonic()

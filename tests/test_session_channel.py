@@ -204,3 +204,34 @@ async def test_a_service_without_the_channel_is_reported_unsupported() -> None:
             with pytest.raises(ChannelUnsupported):
                 await channel.create(task_id="counter-0")
             assert channel.supported is False
+
+
+class WordyEnv(CounterEnv):
+    name = "wordy"
+    step_policy = "inline"
+
+    def act(self, action):  # type: ignore[no-untyped-def]
+        result = super().act(action)
+        result.observation += " " + "x" * 300_000
+        return result
+
+
+async def test_replies_are_split_into_frames_a_client_can_read() -> None:
+    """Eight 300 KB observations answered together leave in several frames of about 1 MiB at most."""
+    app = create_app(WordyEnv, settings=ServiceSettings())
+    with running_server(app) as url:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_ws(url), max_msg_size=4 << 20) as ws:
+            await ws.receive(timeout=10)  # hello
+            await ws.send_str(json.dumps([{"id": k, "op": "create", "task_id": f"counter-{k}"} for k in range(8)]))
+            created: list[dict] = []
+            while len(created) < 8:
+                created += json.loads((await ws.receive(timeout=10)).data)
+            await ws.send_str(json.dumps([{"id": 100 + k, "op": "step", "session_id": c["result"]["session_id"], "action": "add[1]"}
+                                          for k, c in enumerate(created)]))
+            sizes, replies = [], []
+            while len(replies) < 8:
+                frame = (await ws.receive(timeout=10)).data
+                sizes.append(len(frame))
+                replies += json.loads(frame)
+            assert len(sizes) >= 2 and max(sizes) < (1 << 20) + 310_000
+            assert sorted(r["id"] for r in replies) == list(range(100, 108)) and {r["status"] for r in replies} == {200}

@@ -29,7 +29,7 @@ from envs.types import Split, TaskSpec
 
 GAME_FILE = "game.tw-pddl"
 N_GENERATED = 600
-CACHE_SIZE = 512
+CACHE_SIZE = 1024  # parsed games (~65 KiB each): all 600 built-in ones, and ALFWorld's eval folders, stay parsed
 # ALFWorld's folders → trajgym splits: the in-distribution eval set is our test set, the
 # sample of training games ("valid_train") our dev set; train stays train, unseen is test too.
 SPLIT_OF_FOLDER = {"train": Split.train, "valid_train": Split.dev, "valid_seen": Split.test, "valid_unseen": Split.test}
