@@ -248,6 +248,7 @@ class ChannelConnection:
                 self._reply(_error(request.id, 413, f"a frame holds at most {MAX_FRAME_REQUESTS} requests"))
             requests = []
         self.in_flight += len(requests) + (len(self._outbox) - before)
+        self.service.metrics.channel_requests.inc(len(requests))
         for request in requests:
             self._dispatch(request)
 
@@ -259,4 +260,8 @@ async def serve_channel(service: EnvService, websocket: WebSocket) -> None:
     settings = service.settings
     connection = ChannelConnection(service, websocket, client, max_bytes=settings.max_body_bytes,
                                    in_flight_limit=settings.channel_in_flight, idle_timeout=settings.channel_idle_timeout)
-    await connection.run()
+    service.metrics.channels_open.inc()
+    try:
+        await connection.run()
+    finally:
+        service.metrics.channels_open.dec()

@@ -19,6 +19,10 @@ class ServiceMetrics:
                                     "by the step policy, not in a worker thread", labels, registry=self.registry).labels(env_name)
         self.step_latency = Histogram("trajgym_step_latency_seconds", "Env step latency (inside the service)", labels,
                                       buckets=LATENCY_BUCKETS, registry=self.registry).labels(env_name)
+        self.channels_open = Gauge("trajgym_channels_open", "Session channels (WS /v1/channel) open", labels,
+                                   registry=self.registry).labels(env_name)
+        self.channel_requests = Counter("trajgym_channel_requests", "Requests received on session channels", labels,
+                                        registry=self.registry).labels(env_name)
         self.errors = Counter("trajgym_errors", "Error responses, by HTTP status", ["env", "status"], registry=self.registry)
         self.env_name = env_name
 

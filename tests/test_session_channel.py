@@ -235,3 +235,33 @@ async def test_replies_are_split_into_frames_a_client_can_read() -> None:
                 replies += json.loads(frame)
             assert len(sizes) >= 2 and max(sizes) < (1 << 20) + 310_000
             assert sorted(r["id"] for r in replies) == list(range(100, 108)) and {r["status"] for r in replies} == {200}
+
+
+async def test_the_collector_steps_over_the_channel_and_falls_back_to_v1(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An expert run against a trajgym service goes over its channel (the service's channel metrics count
+    every create, step and close); against a service without one (only v1 routes) the same run goes over v1."""
+    from collector.collect import Collector
+    from collector.config import JobConfig
+    from store import Store
+
+    def job(url: str, name: str) -> JobConfig:
+        return JobConfig(run_name=name, env=url, policy="expert", split="test", store=str(tmp_path / "c.db"), concurrency=4)
+
+    app = create_app(CounterEnv)
+    with running_server(app) as url:
+        summary = await Collector(job(url, "over-channel")).run()
+        metrics = httpx.get(url + "/metrics").text
+    episodes = Store(str(tmp_path / "c.db")).episodes(summary.run_id)
+    assert len(episodes) == 10 and all(e["outcome"] == "success" for e in episodes)
+    steps = sum(e["turns"] for e in episodes)
+    requests = float(metrics.split('trajgym_channel_requests_total{env="counter"} ')[1].split()[0])
+    assert requests >= steps + 2 * len(episodes)  # every step, create and close (+ the expert's actions)
+
+    v1_only = create_app(CounterEnv)
+    v1_only.router.routes = [r for r in v1_only.router.routes if getattr(r, "path", "") != "/v1/channel"]
+    with running_server(v1_only) as url:
+        summary = await Collector(job(url, "over-v1")).run()
+        metrics = httpx.get(url + "/metrics").text
+    episodes = Store(str(tmp_path / "c.db")).episodes(summary.run_id)
+    assert len(episodes) == 10 and all(e["outcome"] == "success" for e in episodes)
+    assert 'trajgym_channel_requests_total{env="counter"} 0.0' in metrics
