@@ -27,11 +27,11 @@ import aiohttp
 from pydantic import BaseModel
 from pydantic_core import from_json, to_json
 
-from clients.env_client import MAX_BODY_BYTES, process_client_id, validated
+from clients.env_client import MAX_BODY_BYTES, process_client_id, retried, validated
 from envs.types import Split, ToolCall
 from wire.channel_api import CHANNEL_PATH, MAX_FRAME_REQUESTS, ChannelHello
 from wire.env_api import CLIENT_HEADER, Closed, ExpertAction, SessionCreated, SessionState, StepResponse, ValidActions
-from wire.errors import EnvRequestError, EnvUnavailable, ServerFull, error_for
+from wire.errors import EnvRequestError, EnvUnavailable, error_for
 
 FRAME_BYTES = 512 << 10  # well inside any service's body limit (1 MiB by default)
 M = TypeVar("M", bound=BaseModel)
@@ -231,11 +231,7 @@ class ChannelEnvClient:
             retry_after = reply.get("retry_after")
             error = error_for(status if isinstance(status, int) else 502, {"detail": reply.get("detail")},
                               str(retry_after) if retry_after is not None else None)
-            if isinstance(error, ServerFull) and retry_full and attempt <= self.retries:
-                await asyncio.sleep(min(error.retry_after or 1.0, 5.0))
-                continue
-            if isinstance(error, EnvUnavailable) and retry_transport and attempt <= self.retries:
-                await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+            if await retried(error, attempt, self.retries, retry_full=retry_full, retry_transport=retry_transport):
                 continue
             raise error
 

@@ -31,7 +31,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from clients.bounded import read_body
-from wire.errors import EnvServiceError, EnvUnavailable, ServerFull, error_for
+from wire.errors import EnvClientError, EnvServiceError, EnvUnavailable, ServerFull, error_for
 from envs.types import EnvInfo, Split, ToolCall
 from wire.env_api import CLIENT_HEADER, SessionCreated, SessionState, StepResponse, TaskList
 
@@ -78,6 +78,20 @@ def validated(model: type[M], body: Any, what: str) -> M:
         return model.model_validate(body)
     except ValidationError as err:
         raise EnvServiceError(f"malformed {what} response from the env service: {str(err)[:500]}") from err
+
+
+async def retried(error: EnvClientError, attempt: int, retries: int, *, retry_full: bool, retry_transport: bool) -> bool:
+    """Whether an error answer is retried (after waiting here): a refused creation (429) after its
+    Retry-After (at most 5 s), a 5xx other than 500 with backoff, where the call allows it."""
+    if attempt > retries:
+        return False
+    if isinstance(error, ServerFull) and retry_full:
+        await asyncio.sleep(min(error.retry_after or 1.0, 5.0))
+        return True
+    if isinstance(error, EnvUnavailable) and retry_transport:
+        await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+        return True
+    return False
 
 
 class AsyncEnvClient:
@@ -142,11 +156,7 @@ class AsyncEnvClient:
                     raise error from err
                 await asyncio.sleep(0.1 * 2 ** (attempt - 1))
                 continue
-            if isinstance(error, ServerFull) and retry_full and attempt <= self.retries:
-                await asyncio.sleep(min(error.retry_after or 1.0, 5.0))
-                continue
-            if isinstance(error, EnvUnavailable) and retry_transport and attempt <= self.retries:
-                await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+            if await retried(error, attempt, self.retries, retry_full=retry_full, retry_transport=retry_transport):
                 continue
             raise error
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from wire.errors import EnvClientError
-from clients.hub_client import Placement, RegistryClient
+from clients.hub_client import RegistryClient
+from tests.support.placed import placed_expert_episodes
 from tests.support.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,20 +75,7 @@ async def test_self_registration_placement_and_leaving(spawn: Callable[..., subp
         assert record.info["max_turns"] == 20 and all(r.verified for r in record.replicas)
 
         # a short collection by env name: expert episodes placed through the hub
-        placement = Placement(registry, "counter")
-
-        async def episode(i: int) -> tuple[str, bool]:
-            async with placement.lease() as lease:
-                created = await lease.client.create(task_id=f"counter-{i}")
-                await asyncio.sleep(0.2)  # keep the sessions open together so placement sees them
-                while True:
-                    result = await lease.client.step(created.session_id, await lease.client.expert_action(created.session_id))
-                    if result.done:
-                        await lease.client.close(created.session_id)
-                        return lease.url, bool(result.info["success"])
-
-        results = await asyncio.gather(*(episode(i) for i in range(8)))
-        await placement.aclose()
+        results = await placed_expert_episodes(registry, "counter", 8, hold=0.2)
         assert all(ok for _, ok in results)
         assert sorted(url for url, _ in results) == sorted(urls * 4)
 

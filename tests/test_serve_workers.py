@@ -25,9 +25,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from clients.hub_client import Placement, RegistryClient
+from clients.hub_client import RegistryClient
 from services.ports import free_port, free_port_range, port_is_free
 from services.workers import Supervisor, WorkerFailed, WorkersError, WorkerSpec, worker_public_url
+from tests.support.placed import placed_expert_episodes
 from wire.errors import EnvClientError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,20 +178,7 @@ async def test_workers_register_as_replicas_share_placement_and_leave_on_sigterm
         # the hub token reaches the workers in their environment, not on a command line anyone can read
         assert all(TOKEN not in " ".join(w.cmdline()) for w in proc.workers())
 
-        placement = Placement(registry, "counter")
-
-        async def episode(i: int) -> tuple[str, bool]:
-            async with placement.lease() as lease:
-                created = await lease.client.create(task_id=f"counter-{i}")
-                await asyncio.sleep(0.3)  # keep the sessions open together so placement sees them
-                while True:
-                    result = await lease.client.step(created.session_id, await lease.client.expert_action(created.session_id))
-                    if result.done:
-                        await lease.client.close(created.session_id)
-                        return lease.url, bool(result.info["success"])
-
-        results = await asyncio.gather(*(episode(i) for i in range(8)))
-        await placement.aclose()
+        results = await placed_expert_episodes(registry, "counter", 8, hold=0.3)
         assert all(ok for _, ok in results)
         assert sorted(url for url, _ in results) == sorted(urls * 4)  # least-loaded: spread evenly over both workers
 
