@@ -221,6 +221,7 @@ def test_v1_info_lists_every_surface() -> None:
     with running_server(create_app(CounterEnv)) as url:
         info = httpx.get(url + "/v1/info").json()
     surfaces = info["surfaces"]
-    assert set(surfaces) == {"v1", "agentgym", "openenv", "mcp", "gymnasium"}
+    assert set(surfaces) == {"v1", "channel", "agentgym", "openenv", "mcp", "gymnasium"}
+    assert surfaces["channel"]["websocket"] == url.replace("http", "ws") + "/v1/channel"
     assert surfaces["openenv"]["url"] == url + "/openenv" and surfaces["openenv"]["websocket"] == url.replace("http", "ws") + "/openenv/ws"
     assert surfaces["mcp"]["url"] == url + "/mcp" and surfaces["v1"]["url"] == url + "/v1"
