@@ -186,6 +186,7 @@ class EnvService:
         if self.inline_step_ready(session):
             return self.step_inline(session, action)
         async with session.lock:
+            self.sessions.check_open(session)  # closed while this step waited for the lock
             started = time.perf_counter()
             result = await self.call(session.env.step, action)
             self._stepped(session, time.perf_counter() - started)
@@ -219,6 +220,7 @@ class EnvService:
         if s.env.done:
             raise EpisodeFinished("the episode is finished")
         async with s.lock:
+            self.sessions.check_open(s)
             return ExpertAction(action=await self.call(s.env.expert_action))
 
     async def reaper(self) -> None:

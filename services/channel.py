@@ -38,7 +38,7 @@ from wire.env_api import Closed, CreateSession
 
 if TYPE_CHECKING:
     from services.app import EnvService
-    from services.sessions import ClientKey
+    from services.sessions import ClientKey, Session
 
 log = logging.getLogger("trajgym.channel")
 
@@ -76,6 +76,7 @@ class ChannelConnection:
         self._room = asyncio.Event()
         self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: dict[str, int] = {}  # session id → this channel's requests on it still running as tasks
 
     # ----- replies -------------------------------------------------------------------------------
     def _reply(self, fragment: str) -> None:
@@ -144,40 +145,55 @@ class ChannelConnection:
         return requests
 
     def _dispatch(self, request: ChannelRequest) -> None:
+        """Answer now what can be answered synchronously; run the rest as a task. A session with a
+        request of this channel still running has every later one run as a task too, after it (tasks
+        start in order and queue on the session's lock), so a session's operations keep their order."""
         service = self.service
-        try:
-            if request.op is ChannelOp.step:
-                session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
-                if service.inline_step_ready(session):
-                    result = service.step_inline(session, request.action)
-                    self._reply(_ok(request.id, step_response_json(session.env.turns, result)))
+        session_id = request.session_id
+        if session_id is None or session_id not in self._busy:
+            try:
+                if request.op is ChannelOp.step:
+                    session = service.sessions.get(session_id)  # type: ignore[arg-type]
+                    if service.inline_step_ready(session):
+                        result = service.step_inline(session, request.action)
+                        self._reply(_ok(request.id, step_response_json(session.env.turns, result)))
+                        return
+                elif request.op in (ChannelOp.state, ChannelOp.actions):
+                    self._reply(_ok(request.id, self._read(request, service.sessions.get(session_id))))  # type: ignore[arg-type]
                     return
-            elif request.op is ChannelOp.state:
-                self._reply(_ok(request.id, service.state(service.sessions.get(request.session_id)).model_dump_json()))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - every error is a reply with its status
+                self._reply_error(request.id, exc)
                 return
-            elif request.op is ChannelOp.actions:
-                self._reply(_ok(request.id, service.valid_actions(service.sessions.get(request.session_id)).model_dump_json()))  # type: ignore[arg-type]
-                return
-        except Exception as exc:  # noqa: BLE001 - every error is a reply with its status
-            self._reply_error(request.id, exc)
-            return
+        if session_id is not None:
+            self._busy[session_id] = self._busy.get(session_id, 0) + 1
         task = asyncio.create_task(self._run(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _read(self, request: ChannelRequest, session: Session) -> str:
+        """The answer of a read (state, actions) as JSON."""
+        body = self.service.state(session) if request.op is ChannelOp.state else self.service.valid_actions(session)
+        return body.model_dump_json()
 
     async def _run(self, request: ChannelRequest) -> None:
         service = self.service
         try:
             status = 200
             body: BaseModel
-            if request.op is ChannelOp.step:
+            if request.op is ChannelOp.create:
+                create = CreateSession(task_id=request.task_id, seed=request.seed, split=request.split)
+                body, status = await service.create(create, self.client), 201
+            elif request.op is ChannelOp.step:
                 session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
                 result = await service.step(session, request.action)
                 self._reply(_ok(request.id, step_response_json(session.env.turns, result)))
                 return
-            if request.op is ChannelOp.create:
-                create = CreateSession(task_id=request.task_id, seed=request.seed, split=request.split)
-                body, status = await service.create(create, self.client), 201
+            elif request.op in (ChannelOp.state, ChannelOp.actions):
+                session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
+                async with session.lock:  # after this channel's earlier operations on the session
+                    service.sessions.check_open(session)
+                    self._reply(_ok(request.id, self._read(request, session)))
+                return
             elif request.op is ChannelOp.expert:
                 body = await service.expert(request.session_id)  # type: ignore[arg-type]
             else:  # close
@@ -186,6 +202,15 @@ class ChannelConnection:
             self._reply(_ok(request.id, body.model_dump_json(), status))
         except Exception as exc:  # noqa: BLE001
             self._reply_error(request.id, exc)
+        finally:
+            self._settled(request.session_id)
+
+    def _settled(self, session_id: str | None) -> None:
+        if session_id is None:
+            return
+        left = self._busy.pop(session_id, 1) - 1
+        if left > 0:
+            self._busy[session_id] = left
 
     # ----- the connection --------------------------------------------------------------------------
     def _check_idle(self) -> None:

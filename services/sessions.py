@@ -136,6 +136,11 @@ class SessionManager:
         session.touch()
         return session
 
+    def check_open(self, session: Session) -> None:
+        """Raise `SessionNotFound` if `session` was closed (e.g. while a request waited for its lock)."""
+        if self._sessions.get(session.id) is not session:
+            raise SessionNotFound(f"session {session.id} is closed or expired")
+
     def get_agentgym(self, index: int) -> Session:
         session_id = self._agentgym.get(index)
         if session_id is None:

@@ -265,3 +265,43 @@ async def test_the_collector_steps_over_the_channel_and_falls_back_to_v1(tmp_pat
     episodes = Store(str(tmp_path / "c.db")).episodes(summary.run_id)
     assert len(episodes) == 10 and all(e["outcome"] == "success" for e in episodes)
     assert 'trajgym_channel_requests_total{env="counter"} 0.0' in metrics
+
+
+class SleepyEnv(CounterEnv):
+    """Steps in worker threads, each taking a while: later operations of the session must wait for them."""
+
+    name = "sleepy"
+    step_policy = "thread"
+
+    def act(self, action):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(0.05)
+        return super().act(action)
+
+
+@pytest.mark.parametrize("env_cls", [CounterEnv, SleepyEnv])
+async def test_a_sessions_operations_keep_the_order_they_were_sent_in(env_cls: type[CounterEnv]) -> None:
+    with running_server(create_app(env_cls)) as url:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_ws(url)) as ws:
+            await ws.receive(timeout=10)  # hello
+
+            async def frame(requests: list[dict], replies: int) -> dict[int, dict]:
+                await ws.send_str(json.dumps(requests))
+                got: list[dict] = []
+                while len(got) < replies:
+                    got += json.loads((await ws.receive(timeout=10)).data)
+                return {r["id"]: r for r in got}
+
+            sid = (await frame([{"id": 0, "op": "create", "task_id": "counter-0"}], 1))[0]["result"]["session_id"]
+            ops = [{"id": 1, "op": "step", "session_id": sid, "action": "add[2]"},
+                   {"id": 2, "op": "state", "session_id": sid},
+                   {"id": 3, "op": "step", "session_id": sid, "action": "add[3]"},
+                   {"id": 4, "op": "actions", "session_id": sid},
+                   {"id": 5, "op": "close", "session_id": sid},
+                   {"id": 6, "op": "step", "session_id": sid, "action": "add[1]"},
+                   {"id": 7, "op": "state", "session_id": sid}]
+            r = await frame(ops, len(ops))
+            assert r[1]["result"]["observation"] == "Current value: 2." and r[2]["result"]["turns"] == 1
+            assert r[3]["result"]["observation"] == "Current value: 5." and "finish[5]" in r[4]["result"]["valid_actions"]
+            assert r[5]["status"] == 200 and r[6]["status"] == 404 and r[7]["status"] == 404
