@@ -73,6 +73,8 @@ class ChannelConnection:
         self.last_activity = time.monotonic()
         self._outbox: list[str] = []
         self._wake = asyncio.Event()
+        self._sending = False
+        self._in_frame = False
         self._room = asyncio.Event()
         self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -83,7 +85,8 @@ class ChannelConnection:
         if self.closed:
             return
         self._outbox.append(fragment)
-        self._wake.set()
+        if not self._in_frame:  # a task's reply: the writer sends it (the reader sends its own frame's)
+            self._wake.set()
 
     def _reply_error(self, request_id: int | None, exc: BaseException) -> None:
         status = status_of(exc)
@@ -93,30 +96,42 @@ class ChannelConnection:
         self._reply(_error(request_id, status, detail_of(exc), retry_after_of(exc)))
 
     async def _writer(self) -> None:
+        """Sends the replies of requests that ran as tasks (the reader sends those of its own frame)."""
         while True:
-            if not self._outbox:
-                if self.closed:
+            if not self._outbox or self._sending:
+                if self.closed and not self._outbox:
                     return
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            count, size = 0, 0
-            for fragment in self._outbox:  # a reply frame stays under REPLY_FRAME_BYTES (but holds at least one reply)
-                if count and size + len(fragment) > REPLY_FRAME_BYTES:
-                    break
-                size += len(fragment) + 1
-                count += 1
-            batch, self._outbox = self._outbox[:count], self._outbox[count:]
-            try:
-                await self.websocket.send_text("[" + ",".join(batch) + "]")
-            except Exception:  # the client went away mid-send
-                self.closed = True
-                self._room.set()  # a reader waiting for room must see the end too
-                return
-            self.in_flight -= len(batch)
-            self.last_activity = time.monotonic()
-            if self.in_flight < self.in_flight_limit:
-                self._room.set()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Send what the outbox holds, in frames of about `REPLY_FRAME_BYTES` (one sender at a time)."""
+        self._sending = True
+        try:
+            while self._outbox and not self.closed:
+                count, size = 0, 0
+                for fragment in self._outbox:  # a reply frame stays under REPLY_FRAME_BYTES (but holds at least one reply)
+                    if count and size + len(fragment) > REPLY_FRAME_BYTES:
+                        break
+                    size += len(fragment) + 1
+                    count += 1
+                batch, self._outbox = self._outbox[:count], self._outbox[count:]
+                try:
+                    await self.websocket.send_text("[" + ",".join(batch) + "]")
+                except Exception:  # the client went away mid-send
+                    self.closed = True
+                    self._room.set()  # a reader waiting for room must see the end too
+                    return
+                self.in_flight -= len(batch)
+                self.last_activity = time.monotonic()
+                if self.in_flight < self.in_flight_limit:
+                    self._room.set()
+        finally:
+            self._sending = False
+            if self._outbox:
+                self._wake.set()
 
     # ----- requests ------------------------------------------------------------------------------
     def _parse(self, text: str) -> list[ChannelRequest]:
@@ -252,7 +267,13 @@ class ChannelConnection:
                         self.in_flight += 1
                         self._reply(_error(None, 400, "a binary frame must hold UTF-8 JSON"))
                         continue
-                self._frame(text)
+                self._in_frame = True
+                try:
+                    self._frame(text)
+                finally:
+                    self._in_frame = False
+                if self._outbox and not self._sending:  # this frame's own replies, without waking the writer
+                    await self._flush()
         except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the close
             pass
         finally:
