@@ -153,10 +153,10 @@ class EnvService:
         result, wall = timed_inline(session.env.step, action)
         self.placer.place("step").measured(wall, 0.0, True)
         self.metrics.inline_calls.inc()
-        self._stepped(session, wall)
+        self.record_step(session, wall)
         return result
 
-    def _stepped(self, session: Session, took: float) -> None:
+    def record_step(self, session: Session, took: float) -> None:
         self.metrics.step_latency.observe(took)
         self.metrics.steps.inc()
         session.touch()
@@ -189,7 +189,7 @@ class EnvService:
             self.sessions.check_open(session)  # closed while this step waited for the lock
             started = time.perf_counter()
             result = await self.call(session.env.step, action)
-            self._stepped(session, time.perf_counter() - started)
+            self.record_step(session, time.perf_counter() - started)
             return result
 
     # ----- the v1 operations, shared by the v1 routes and the session channel ------------------------

@@ -85,17 +85,16 @@ class InstancePool:
         return session
 
     async def run(self, session: Session, fn: Callable[..., T], *args: Any) -> T:
-        """Run one env step of the session (its lock held, in a worker thread, counted in /metrics)."""
+        """Run one env step of the session (its lock held, where the step policy places it, counted in /metrics)."""
         async with session.lock:
+            self.service.sessions.check_open(session)
             started = time.perf_counter()
             result = await self.service.call(fn, *args)
-            self.service.metrics.step_latency.observe(time.perf_counter() - started)
-            self.service.metrics.steps.inc()
-            session.touch()
+            self.service.record_step(session, time.perf_counter() - started)
             return result
 
     async def reset(self, session: Session, fn: Callable[..., T], *args: Any) -> T:
-        """Run a reset of the session (its lock held, in a worker thread)."""
+        """Run a reset of the session (its lock held, where the step policy places it)."""
         async with session.lock:
             result = await self.service.call(fn, *args)
             session.touch()
