@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,9 +109,25 @@ class EnvService:
         self._info: EnvInfo | None = None
 
     def _closed(self, session: Session, reason: str) -> None:
-        """Env cleanup (dropping a database copy, a server-side schema) runs in a worker thread, off the loop."""
+        """Env cleanup (dropping a database copy, a server-side schema) runs where the step policy places
+        `close`: on the loop once measured cheap, else in a worker thread."""
         self.metrics.closed(reason)
-        self.executor.submit(self._close_env, session)
+        place = self.placer.place("close")
+        if place.inline:
+            _, wall = timed_inline(self._close_env, session)
+            place.measured(wall, 0.0, True)
+            return
+        future = self.executor.submit(timed, self._close_env, session)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # closed outside the service's loop (no measurement then)
+            return
+
+        def measured(done: Future[tuple[None, float, float]]) -> None:
+            _, wall, cpu = done.result()
+            loop.call_soon_threadsafe(place.measured, wall, cpu, False)
+
+        future.add_done_callback(measured)
 
     @staticmethod
     def _close_env(session: Session) -> None:
@@ -120,13 +136,20 @@ class EnvService:
         except Exception:  # a failing cleanup must not keep a session alive
             log.exception("env close failed for session %s", session.id)
 
+    def close_now(self, session_id: str) -> bool:
+        """Close at once unless a step of the session is running (then False: `close_session` waits for it).
+        `SessionNotFound` if the id is unknown; a session closed before is a no-op (True)."""
+        session = self.sessions.peek(session_id)
+        if session is not None and session.lock.locked():
+            return False
+        self.sessions.close(session_id)
+        return True
+
     async def close_session(self, session_id: str) -> None:
         """Close after any running step of the session has finished (steps and cleanup never overlap)."""
-        try:
-            session = self.sessions.get(session_id)
-        except SessionNotFound:
-            self.sessions.close(session_id)  # 404 if unknown; a no-op if it was closed before
+        if self.close_now(session_id):
             return
+        session = self.sessions.get(session_id)
         async with session.lock:
             self.sessions.close(session_id)
 

@@ -33,7 +33,7 @@ from starlette.websockets import WebSocketDisconnect
 from services.client_key import key_of
 from services.error_status import detail_of, retry_after_of, status_of
 from services.fast_path import step_response_json
-from wire.channel_api import MAX_FRAME_REQUESTS, ChannelHello, ChannelOp, ChannelRequest
+from wire.channel_api import MAX_FRAME_REQUESTS, ChannelHello, ChannelRequest
 from wire.env_api import Closed, CreateSession
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trajgym.channel")
 
 FRAME = TypeAdapter(list[ChannelRequest])
+REQUEST: TypeAdapter[ChannelRequest] = TypeAdapter(ChannelRequest)
 REPLY_FRAME_BYTES = 1 << 20  # replies are sent in frames of about this size at most (a client reads them with a cap)
 
 
@@ -151,7 +152,7 @@ class ChannelConnection:
         requests: list[ChannelRequest] = []
         for item in items:
             try:
-                requests.append(ChannelRequest.model_validate(item))
+                requests.append(REQUEST.validate_python(item))
             except ValidationError as err:
                 raw_id = item.get("id") if isinstance(item, dict) else None
                 request_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
@@ -167,14 +168,17 @@ class ChannelConnection:
         session_id = request.session_id
         if session_id is None or session_id not in self._busy:
             try:
-                if request.op is ChannelOp.step:
+                if request.op == "step":
                     session = service.sessions.get(session_id)  # type: ignore[arg-type]
                     if service.inline_step_ready(session):
                         result = service.step_inline(session, request.action)
                         self._reply(_ok(request.id, step_response_json(session.env.turns, result)))
                         return
-                elif request.op in (ChannelOp.state, ChannelOp.actions):
+                elif request.op in ("state", "actions"):
                     self._reply(_ok(request.id, self._read(request, service.sessions.get(session_id))))  # type: ignore[arg-type]
+                    return
+                elif request.op == "close" and service.close_now(session_id):  # type: ignore[arg-type]
+                    self._reply(_ok(request.id, Closed(session_id=session_id).model_dump_json()))  # type: ignore[arg-type]
                     return
             except Exception as exc:  # noqa: BLE001 - every error is a reply with its status
                 self._reply_error(request.id, exc)
@@ -187,7 +191,7 @@ class ChannelConnection:
 
     def _read(self, request: ChannelRequest, session: Session) -> str:
         """The answer of a read (state, actions) as JSON."""
-        body = self.service.state(session) if request.op is ChannelOp.state else self.service.valid_actions(session)
+        body = self.service.state(session) if request.op == "state" else self.service.valid_actions(session)
         return body.model_dump_json()
 
     async def _run(self, request: ChannelRequest) -> None:
@@ -195,21 +199,21 @@ class ChannelConnection:
         try:
             status = 200
             body: BaseModel
-            if request.op is ChannelOp.create:
+            if request.op == "create":
                 create = CreateSession(task_id=request.task_id, seed=request.seed, split=request.split)
                 body, status = await service.create(create, self.client), 201
-            elif request.op is ChannelOp.step:
+            elif request.op == "step":
                 session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
                 result = await service.step(session, request.action)
                 self._reply(_ok(request.id, step_response_json(session.env.turns, result)))
                 return
-            elif request.op in (ChannelOp.state, ChannelOp.actions):
+            elif request.op in ("state", "actions"):
                 session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
                 async with session.lock:  # after this channel's earlier operations on the session
                     service.sessions.check_open(session)
                     self._reply(_ok(request.id, self._read(request, session)))
                 return
-            elif request.op is ChannelOp.expert:
+            elif request.op == "expert":
                 body = await service.expert(request.session_id)  # type: ignore[arg-type]
             else:  # close
                 await service.close_session(request.session_id)  # type: ignore[arg-type]

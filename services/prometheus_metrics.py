@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -25,9 +27,13 @@ class ServiceMetrics:
                                         registry=self.registry).labels(env_name)
         self.errors = Counter("trajgym_errors", "Error responses, by HTTP status", ["env", "status"], registry=self.registry)
         self.env_name = env_name
+        self._closed_by_reason: dict[str, Any] = {}
 
     def closed(self, reason: str) -> None:
-        self.sessions_closed.labels(self.env_name, reason).inc()
+        counter = self._closed_by_reason.get(reason)
+        if counter is None:  # a handful of reasons: closed, expired, shutdown, evicted
+            counter = self._closed_by_reason[reason] = self.sessions_closed.labels(self.env_name, reason)
+        counter.inc()
         self.sessions_open.dec()
 
     def error(self, status: int) -> None:

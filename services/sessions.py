@@ -136,6 +136,10 @@ class SessionManager:
         session.touch()
         return session
 
+    def peek(self, session_id: str) -> Session | None:
+        """The open session with that id, or None (not touched: looking is not using)."""
+        return self._sessions.get(session_id)
+
     def check_open(self, session: Session) -> None:
         """Raise `SessionNotFound` if `session` was closed (e.g. while a request waited for its lock)."""
         if self._sessions.get(session.id) is not session:

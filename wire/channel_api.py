@@ -20,51 +20,58 @@ opens count against that client's quota.
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from envs.types import Split, ToolCall
 from wire.env_api import MAX_ACTION_CHARS
 from wire.surfaces import CHANNEL_PATH
 
-__all__ = ["CHANNEL_PATH", "MAX_FRAME_REQUESTS", "ChannelHello", "ChannelOp", "ChannelReply", "ChannelRequest"]
+__all__ = ["CHANNEL_PATH", "MAX_FRAME_REQUESTS", "ChannelHello", "ChannelReply", "ChannelRequest", "CreateRequest",
+           "SessionOpRequest", "StepOpRequest"]
 
 MAX_FRAME_REQUESTS = 1024
 MAX_REQUEST_ID = 2**53
 
 
-class ChannelOp(str, Enum):
-    create = "create"  # POST /v1/sessions            (task_id | seed, split)  → SessionCreated, 201
-    step = "step"  # POST /v1/sessions/{id}/step      (session_id, action)     → StepResponse
-    state = "state"  # GET /v1/sessions/{id}          (session_id)             → SessionState
-    actions = "actions"  # GET /v1/sessions/{id}/actions (session_id)         → ValidActions
-    expert = "expert"  # GET /v1/sessions/{id}/expert  (session_id)           → ExpertAction
-    close = "close"  # DELETE /v1/sessions/{id}       (session_id)             → Closed
+# The operations, each with the v1 route it is:
+#   create   POST /v1/sessions               (task_id | seed, split) → SessionCreated, 201
+#   step     POST /v1/sessions/{id}/step     (session_id, action)    → StepResponse
+#   state    GET /v1/sessions/{id}           (session_id)            → SessionState
+#   actions  GET /v1/sessions/{id}/actions   (session_id)            → ValidActions
+#   expert   GET /v1/sessions/{id}/expert    (session_id)            → ExpertAction
+#   close    DELETE /v1/sessions/{id}        (session_id)            → Closed
+# One model per shape, told apart by `op` (a discriminated union, validated by pydantic-core alone).
+SessionId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class ChannelRequest(BaseModel):
+class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: int = Field(ge=0, lt=MAX_REQUEST_ID, description="the client's number for this request; echoed in the reply")
-    op: ChannelOp
-    session_id: str | None = Field(default=None, min_length=1, max_length=200)
-    action: str | ToolCall | None = Field(default=None, description="step: ReAct text or a tool call")
+
+
+class CreateRequest(_Request):
+    op: Literal["create"]
     task_id: str | None = Field(default=None, max_length=500)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     split: Split | None = None
+    session_id: None = None  # (none yet: it names the session in its reply)
 
-    @model_validator(mode="after")
-    def _fields_of_op(self) -> "ChannelRequest":
-        if self.op is not ChannelOp.create and self.session_id is None:
-            raise ValueError(f"op {self.op.value} needs a session_id")
-        if self.op is ChannelOp.step:
-            if self.action is None:
-                raise ValueError("op step needs an action")
-            if isinstance(self.action, str) and len(self.action) > MAX_ACTION_CHARS:
-                raise ValueError(f"action longer than {MAX_ACTION_CHARS} characters")
-        return self
+
+class StepOpRequest(_Request):
+    op: Literal["step"]
+    session_id: SessionId
+    action: Annotated[str, Field(max_length=MAX_ACTION_CHARS)] | ToolCall = Field(description="ReAct text or a tool call")
+
+
+class SessionOpRequest(_Request):
+    op: Literal["state", "actions", "expert", "close"]
+    session_id: SessionId
+
+
+ChannelRequest = Annotated[CreateRequest | StepOpRequest | SessionOpRequest, Field(discriminator="op")]
 
 
 class ChannelHello(BaseModel):
