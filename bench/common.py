@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import os
 import resource
 import statistics
@@ -124,16 +123,17 @@ async def env_service(env: str, data_dir: Path | None = None,
 
 def serve_app(app: Any, argv: Sequence[str] | None = None) -> None:
     """Serve the ASGI `app` on 127.0.0.1:`--port` with the uvicorn settings `trajgym serve` uses (same
-    loop, HTTP protocol with its request deadlines, no access log, GIL switch interval), until SIGTERM.
+    loop, HTTP protocol with its request deadlines, no access log, GIL switch interval and GC settings:
+    `services.runner.tune_process`), until SIGTERM.
 
     The `if __name__ == "__main__"` of the bench apps (noop_app, ws_noop_app, openenv_peer)."""
     from services.http_guard import uvicorn_options
-    from services.runner import run_server, serve_env
+    from services.runner import run_server, tune_process
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     port = ap.parse_args(argv).port
-    sys.setswitchinterval(inspect.signature(serve_env).parameters["switch_interval"].default)
+    tune_process()
     run_server(app, "127.0.0.1", port, log_level="warning", loop="auto", access_log=False, proxy_headers=False,
                **uvicorn_options())
 

@@ -10,6 +10,7 @@ signal is re-raised so the exit status still says which one ended the process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -28,6 +29,8 @@ from services.http_guard import ConnectionLimits, uvicorn_options
 from services.ports import bind_port
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+YOUNG_GC_THRESHOLD = 50_000  # objects allocated before a young collection (CPython's default: 700)
+SWITCH_INTERVAL = 0.0005  # seconds (CPython's default: 0.005)
 
 
 class _Server(uvicorn.Server):
@@ -66,9 +69,24 @@ def run_server(app: FastAPI, host: str, port: int, **config: Any) -> None:
         sock.close()
 
 
+def tune_process(switch_interval: float = SWITCH_INTERVAL) -> None:
+    """Interpreter settings of a server process, applied once what lives as long as it is loaded.
+
+    - A short GIL switch interval: a step finished in a worker thread hands its result back to the
+      event loop without waiting out the default 5 ms.
+    - Everything alive now (imports, the env's data) is frozen out of the cyclic GC (a full collection
+      would walk a whole catalogue each time), and the young generation is larger, so that thousands of
+      sessions' short-lived request objects are not promoted and re-walked. Measured in bench_service.py
+    (BENCHMARKS.md); cyclic garbage is still collected, after at most `YOUNG_GC_THRESHOLD` allocations."""
+    sys.setswitchinterval(switch_interval)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
               settings: ServiceSettings | None = None, log_level: str = "warning",
-              switch_interval: float = 0.0005, register: str | None = None, public_url: str | None = None,
+              switch_interval: float = SWITCH_INTERVAL, register: str | None = None, public_url: str | None = None,
               hub_token: str | None = None, modes: dict[str, str] | None = None, heartbeat: float = 10.0,
               limits: ConnectionLimits | None = None) -> None:
     """Serve `env`; with `register=HUB_URL` join that hub once listening, stay joined (every `heartbeat`
@@ -78,11 +96,9 @@ def serve_env(env: str, host: str = "127.0.0.1", port: int = 8000, data_dir: Pat
     raises (`DataDirError`, `ModeError`) to the caller instead of failing inside the server; a taken
     port is a `PortInUse` (from `run_server`)."""
     env_cls = load_class(env)
-    # Env steps run in worker threads; a short GIL switch interval lets a finished step hand
-    # its result back to the event loop without waiting out the default 5 ms (bench_service.py).
-    sys.setswitchinterval(switch_interval)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING))
     data = env_cls.load_data(data_dir, modes)
+    tune_process(switch_interval)  # after the data is loaded: it is frozen out of the GC
     if data.withheld:
         logging.getLogger("trajgym.serve").warning("%s: tasks withheld from the served splits: %s", env_cls.name, data.withheld)
     registrar = None
