@@ -37,7 +37,7 @@ from services.fast_path import EnvServiceApp, step_response_json
 from services.error_status import ERROR_STATUS, ExpertDisabled, detail_of, retry_after_of
 from services.prometheus_metrics import ServiceMetrics
 from services.step_policy import StepPlacer, StepPolicyName, policy_of, timed, timed_inline
-from wire.errors import EpisodeFinished, SessionNotFound
+from wire.errors import EpisodeFinished
 from wire.channel_api import CHANNEL_PATH
 from wire.surfaces import ServiceInfo, surfaces
 from wire.env_api import (
