@@ -98,10 +98,8 @@ class ChannelConnection:
 
     async def _writer(self) -> None:
         """Sends the replies of requests that ran as tasks (the reader sends those of its own frame)."""
-        while True:
+        while not self.closed:  # once closed, replies still queued are dropped (nobody reads them)
             if not self._outbox or self._sending:
-                if self.closed and not self._outbox:
-                    return
                 await self._wake.wait()
                 self._wake.clear()
                 continue

@@ -305,3 +305,24 @@ async def test_a_sessions_operations_keep_the_order_they_were_sent_in(env_cls: t
             assert r[1]["result"]["observation"] == "Current value: 2." and r[2]["result"]["turns"] == 1
             assert r[3]["result"]["observation"] == "Current value: 5." and "finish[5]" in r[4]["result"]["valid_actions"]
             assert r[5]["status"] == 200 and r[6]["status"] == 404 and r[7]["status"] == 404
+
+
+async def test_a_client_that_leaves_with_replies_pending_leaves_the_service_serving() -> None:
+    """Steps still running in threads when the client disconnects finish; their replies are dropped, and
+    the service (its loop) goes on answering everyone else."""
+    with running_server(create_app(SleepyEnv, settings=ServiceSettings(max_sessions=100, max_sessions_per_client=100))) as url:
+        async with ChannelEnvClient(url) as first:
+            sessions = [await first.create(task_id=f"counter-{k}") for k in range(8)]
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(_ws(url))
+            await ws.receive(timeout=10)
+            await ws.send_str(json.dumps([{"id": k, "op": "step", "session_id": s.session_id, "action": "add[1]"}
+                                          for k, s in enumerate(sessions)]))
+            await ws.close()  # gone before any reply
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/healthz", timeout=5)).status_code == 200
+            state = (await http.get(f"/v1/sessions/{sessions[0].session_id}", timeout=5)).json()
+            assert state["turns"] == 1  # the step ran; only its reply was lost
+        async with ChannelEnvClient(url) as again:
+            assert (await again.step(sessions[1].session_id, "add[1]")).turn == 2
