@@ -25,6 +25,7 @@ from collector.config import JobConfig, Policy, PromptFormat
 from collector.constrain import structured_outputs
 from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
+from collector.gcpolicy import run_gc
 from collector.model_client import ModelClient
 from collector.provenance import run_provenance
 from collector.stats import Stats
@@ -123,7 +124,8 @@ class Collector:
             before = await store.progress(run["id"])
             self.stats.total = run["total_episodes"]
             self.stats.already_done = sum(n for k, n in before.items() if k not in ("pending", "claimed"))
-            await self._collect(store, ctx, run["id"])
+            with run_gc():
+                await self._collect(store, ctx, run["id"])
             counts = await store.progress(run["id"])
             return RunSummary(run_name=job.run_name, run_id=run["id"], created=created, worker=self.worker,
                               stats=self.stats, counts=counts, stopped=self.stopping, requeued=requeued)
