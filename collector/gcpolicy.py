@@ -15,7 +15,8 @@ every collection, and enlarges the young generation to `YOUNG_THRESHOLD` objects
 (the older generations keep their default ratios, so full collections still come, just
 ~140× less often). Cyclic garbage is still collected, later: at most `YOUNG_THRESHOLD`
 young objects wait for a collection. The previous settings come back when the last
-active run ends (runs can overlap in one process: counted).
+active run ends (runs can overlap in one process: counted); a process that had frozen
+objects itself before the run keeps its freezing as it was (no freeze, no unfreeze).
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ YOUNG_THRESHOLD = 100_000
 _lock = threading.Lock()
 _active = 0
 _saved: tuple[int, int, int] | None = None
+_froze = False
 
 
 @contextlib.contextmanager
 def run_gc() -> Iterator[None]:
     """GC settings for a run (see the module docstring), restored when the last overlapping run ends."""
-    global _active, _saved
+    global _active, _saved, _froze
     with _lock:
         if _active == 0:
             _saved = gc.get_threshold()
-            gc.freeze()
+            _froze = gc.get_freeze_count() == 0  # a process that froze objects itself keeps its own freezing
+            if _froze:
+                gc.freeze()
             if _saved[0]:  # 0: automatic collection is off; left off
                 gc.set_threshold(max(YOUNG_THRESHOLD, _saved[0]), *_saved[1:])
         _active += 1
@@ -50,5 +54,6 @@ def run_gc() -> Iterator[None]:
             _active -= 1
             if _active == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()
-                _saved = None
+                if _froze:
+                    gc.unfreeze()
+                _saved, _froze = None, False

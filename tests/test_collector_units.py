@@ -91,3 +91,68 @@ def test_resolve_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRAJGYM_ENV_URL_SQL", raising=False)
     with pytest.raises(EnvNotResolved, match="TRAJGYM_ENV_URL_SQL"):
         resolve_env_url("sql")
+
+
+def test_conversation_body_is_the_whole_payload_encoded_at_once() -> None:
+    """A request body spliced from a `Conversation`'s cached message encodings is byte for byte the compact JSON
+    of the messages (unicode escaped, nested tool calls) and decodes to the payload with them; an extra body's
+    own `messages` still wins, as it did when the payload was one dict."""
+    import json
+
+    from collector.model_client import Conversation, request_body
+
+    messages = [{"role": "system", "content": "Sÿstem \"quoted\" ✓"}, {"role": "user", "content": "Go.\n"},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]}]
+    conv = Conversation(messages[:1])
+    for m in messages[1:]:
+        conv.append(m)
+    assert list(conv) == messages and len(conv) == 3 and conv[-1] is messages[-1]
+    assert conv.json() == json.dumps(messages, separators=(",", ":"))
+    payload = {"model": "m", "temperature": 0.7, "seed": 5, "logprobs": True}
+    assert json.loads(request_body(payload, conv)) == {**payload, "messages": messages}
+    assert request_body(payload, conv) == request_body(payload, messages)
+    assert json.loads(request_body({}, conv)) == {"messages": messages}
+    assert json.loads(request_body({**payload, "messages": []}, conv))["messages"] == []
+    assert request_body(payload) == json.dumps(payload, separators=(",", ":")).encode()
+
+
+def test_run_gc_settings_last_for_the_overlapping_runs_and_are_restored() -> None:
+    import gc
+
+    from collector.gcpolicy import YOUNG_THRESHOLD, run_gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with run_gc():
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10) and gc.get_freeze_count() > 0
+            with run_gc():  # a second run in the same process
+                pass
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)  # the first is still running
+            cycle: list[object] = []
+            cycle.append(cycle)
+            del cycle
+            assert gc.collect() >= 1  # cyclic garbage is still collected
+        assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0
+        gc.set_threshold(0)  # automatic collection off: left off
+        with run_gc():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_run_gc_leaves_a_process_s_own_freezing_alone() -> None:
+    import gc
+
+    from collector.gcpolicy import run_gc
+
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with run_gc():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
