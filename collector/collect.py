@@ -88,6 +88,10 @@ class Collector:
         return tasks
 
     async def run(self) -> RunSummary:
+        with run_gc():  # the whole run: opening a run of many episodes allocates as much as collecting
+            return await self._run()
+
+    async def _run(self) -> RunSummary:
         job = self.job
         env = open_env_link(job.env, job.hub, concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
         model: ModelClient | None = None
@@ -124,8 +128,7 @@ class Collector:
             before = await store.progress(run["id"])
             self.stats.total = run["total_episodes"]
             self.stats.already_done = sum(n for k, n in before.items() if k not in ("pending", "claimed"))
-            with run_gc():
-                await self._collect(store, ctx, run["id"])
+            await self._collect(store, ctx, run["id"])
             counts = await store.progress(run["id"])
             return RunSummary(run_name=job.run_name, run_id=run["id"], created=created, worker=self.worker,
                               stats=self.stats, counts=counts, stopped=self.stopping, requeued=requeued)

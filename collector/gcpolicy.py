@@ -26,7 +26,7 @@ import gc
 import threading
 from collections.abc import Iterator
 
-YOUNG_THRESHOLD = 100_000
+YOUNG_THRESHOLD = 300_000
 
 _lock = threading.Lock()
 _active = 0

@@ -153,7 +153,7 @@ def _count(usage: dict[str, Any], key: str) -> int:
 def _int_list(value: Any, where: str) -> list[int] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+    if not isinstance(value, list) or not {int}.issuperset(map(type, value)):  # JSON ints are exactly int (no bools)
         raise _bad(where, value, "a list of integers")
     return list(value)
 

@@ -52,6 +52,11 @@ def test_parse_completion_vllm_extras() -> None:
     assert r.token_ids is None and r.logprobs is None and r.tool_calls is None
     with pytest.raises(ModelReplyError):  # an unusable reply: the episode's policy error, not infrastructure
         parse_completion({"choices": []}, 1.0)
+    for ids in ([True, 2], [1.0], ["1"], [1, None], {"0": 1}):  # token ids are JSON integers, nothing else
+        with pytest.raises(ModelReplyError, match="token_ids"):
+            parse_completion({"choices": [{"message": {"content": "x"}, "token_ids": ids}]}, 1.0)
+        with pytest.raises(ModelReplyError, match="prompt_token_ids"):
+            parse_completion({"choices": [{"message": {"content": "x"}}], "prompt_token_ids": ids}, 1.0)
 
 
 def test_api_base() -> None:
