@@ -244,7 +244,7 @@ async def collect_once(env_url: str, model_url: str, concurrency: int, episodes:
         srv = sum(sum(p.cpu_times()[:2]) for p in servers) - srv0
     turns = summary.stats.turns
     assert os.environ.get("BENCH_NO_CHECK") or summary.counts == {"success": episodes}, summary.counts
-    return {"concurrency": concurrency, "episodes": episodes, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
+    return {"concurrency": concurrency, "episodes": episodes, "counts": summary.counts, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
             "cpu_ms_per_turn": cpu * 1000 / turns, "gc_ms_per_turn": gct.seconds * 1000 / turns,
             "gc_collections": gct.collections, "server_ms_per_turn": srv * 1000 / turns, "rss_mb": proc.memory_info().rss / 2**20}
 

@@ -25,6 +25,7 @@ from collector.config import JobConfig, Policy, PromptFormat
 from collector.constrain import structured_outputs
 from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
+from collector.fdlimit import ensure_open_files, files_needed
 from collector.gcpolicy import run_gc
 from collector.model_client import ModelClient
 from collector.provenance import run_provenance
@@ -93,6 +94,8 @@ class Collector:
 
     async def _run(self) -> RunSummary:
         job = self.job
+        ensure_open_files(files_needed(job.model_concurrency or job.concurrency if job.policy is Policy.model else 0,
+                                       job.env_concurrency or job.concurrency))
         env = open_env_link(job.env, job.hub, concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
         model: ModelClient | None = None
         store: AsyncStore | None = None

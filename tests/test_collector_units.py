@@ -161,3 +161,21 @@ def test_run_gc_leaves_a_process_s_own_freezing_alone() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_ensure_open_files_raises_the_soft_limit_within_the_hard_one() -> None:
+    import resource
+
+    from collector.fdlimit import ensure_open_files, files_needed
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"hard open-file limit {hard} is too low to test with")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+        assert ensure_open_files(files_needed(800, 800)) == 1856 == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert ensure_open_files(100) == 1856  # never lowered
+        if hard != resource.RLIM_INFINITY:  # past the hard limit: as far as it goes
+            assert ensure_open_files(hard + 1000) == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
