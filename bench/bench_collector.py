@@ -1,4 +1,4 @@
-"""Collector throughput: turns/s and collector CPU time per turn at 1, 100 and 1,000 episodes in flight.
+"""Collector throughput: turns/s and collector CPU time per turn at 1, 100, 1,000 and 10,000 episodes in flight.
 
 An instant model endpoint (canned ReAct reply, token ids + logprobs) and a light env
 (every action accepted, episodes of `--turns` steps) run in one server subprocess on
@@ -6,18 +6,31 @@ aiohttp.web, so the figures are the collector's: HTTP clients, prompt building, 
 pydantic, SQLite commits. `--env-service` swaps the light env for the real generic env
 service (`services.app.create_app`, FastAPI/uvicorn) serving a trivial env. Each row also
 measures a bare aiohttp client against the same endpoint at the same concurrency, as the
-ceiling of what any collector could do on this machine.
+ceiling of what any collector could do on this machine. The *GC ms/turn* column is the
+collector's time (thread CPU) inside the cyclic garbage collector, from `gc.callbacks`.
 
-    python bench/bench_collector.py                       # 1, 100, 1000 in flight
+For 10,000 in flight the bench raises its open-file limit (each in-flight request holds a
+socket, in the collector and in the servers, and the servers inherit the limit), serves as many
+tasks as the largest row needs, and with `--env-service` starts the env service with
+`--max-sessions`, `--max-sessions-per-client` and `--max-sessions-per-address` all at twice the
+largest row (every session of the bench comes from one client id on one address).
+`--profile DIR` records each row's collection with py-spy (the `bench` extra) into
+DIR/collector-N.txt (collapsed stacks) and prints the top functions; py-spy charges the cyclic
+GC's time to whatever line allocated when it ran, hence the separate GC column.
+
+    python bench/bench_collector.py                       # 1, 100, 1000, 10000 in flight
     python bench/bench_collector.py --concurrency 1,100 --env-service
+    python bench/bench_collector.py --concurrency 10000 --profile /tmp/prof
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -155,6 +168,44 @@ def serve(model_port: int, env_port: int) -> None:
 
 
 # ----- the bench driver -----------------------------------------------------------------
+def raise_fd_limit(want: int) -> int:
+    """RLIMIT_NOFILE soft (and, with the rights, hard) limit to at least `want`; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):  # no CAP_SYS_RESOURCE: up to the hard limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class GcTimer:
+    """Thread CPU seconds spent in the cyclic GC (any thread of this process) while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._start: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        import threading
+
+        tid = threading.get_ident()
+        if phase == "start":
+            self._start[tid] = time.thread_time()
+        elif tid in self._start:
+            self.seconds += time.thread_time() - self._start.pop(tid)
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 async def bare_client(url: str, concurrency: int, n: int) -> tuple[float, float]:
     """(requests/s, client CPU ms/request) of a bare pooled aiohttp client against the instant endpoint."""
     body = {"model": "instant", "messages": [{"role": "user", "content": "hi"}]}
@@ -182,24 +233,29 @@ async def collect_once(env_url: str, model_url: str, concurrency: int, episodes:
     job = JobConfig(run_name=f"bench-{concurrency}", env=env_url, model=model_url, store=store, split="test",
                     limit=episodes, samples=1, concurrency=concurrency, max_turns=TURNS + 5, extras="on")
     proc = psutil.Process()
-    cpu0 = sum(proc.cpu_times()[:2])
-    srv0 = sum(sum(p.cpu_times()[:2]) for p in servers)
     collector = Collector(job)
-    t0 = time.perf_counter()
-    summary = await collector.run()
-    wall = time.perf_counter() - t0
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
-    srv = sum(sum(p.cpu_times()[:2]) for p in servers) - srv0
+    with GcTimer() as gct:
+        cpu0 = sum(proc.cpu_times()[:2])
+        srv0 = sum(sum(p.cpu_times()[:2]) for p in servers)
+        t0 = time.perf_counter()
+        summary = await collector.run()
+        wall = time.perf_counter() - t0
+        cpu = sum(proc.cpu_times()[:2]) - cpu0
+        srv = sum(sum(p.cpu_times()[:2]) for p in servers) - srv0
     turns = summary.stats.turns
     assert os.environ.get("BENCH_NO_CHECK") or summary.counts == {"success": episodes}, summary.counts
-    return {"concurrency": concurrency, "episodes": episodes, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
-            "cpu_ms_per_turn": cpu * 1000 / turns, "server_ms_per_turn": srv * 1000 / turns, "rss_mb": proc.memory_info().rss / 2**20}
+    return {"concurrency": concurrency, "episodes": episodes, "counts": summary.counts, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
+            "cpu_ms_per_turn": cpu * 1000 / turns, "gc_ms_per_turn": gct.seconds * 1000 / turns,
+            "gc_collections": gct.collections, "server_ms_per_turn": srv * 1000 / turns, "rss_mb": proc.memory_info().rss / 2**20}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--concurrency", default="1,100,1000")
-    ap.add_argument("--episodes", default="", help="episodes per row (default: 300 at 1 in flight, else 3 × concurrency)")
+    ap.add_argument("--concurrency", "--in-flight", default="1,100,1000,10000",
+                    help="episodes in flight, one row each (comma-separated)")
+    ap.add_argument("--episodes", default="", help="episodes per row, comma-separated (default: 300 at 1 in flight, "
+                                                   "3 × in flight up to 1,000, 2 × in flight above)")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="record each row with py-spy into DIR/collector-N.txt")
     ap.add_argument("--env-service", action="store_true", help="use the real env service (create_app/uvicorn) for the env")
     ap.add_argument("--serve", nargs=2, type=int, metavar=("MODEL_PORT", "ENV_PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -209,7 +265,15 @@ def main() -> None:
     import uvloop
 
     levels = [int(x) for x in args.concurrency.split(",")]
-    counts = [int(x) for x in args.episodes.split(",")] if args.episodes else [300 if c == 1 else 3 * c for c in levels]
+    counts = ([int(x) for x in args.episodes.split(",")] if args.episodes
+              else [300 if c == 1 else 3 * c if c <= 1000 else 2 * c for c in levels])
+    if len(counts) != len(levels):
+        ap.error("--episodes needs one count per --concurrency level")
+    fds = raise_fd_limit(4 * max(levels) + 1024)  # collector: 2 sockets per episode at most, servers the same
+    os.environ["BENCH_TASKS"] = str(max(N_TASKS, *counts))  # the servers inherit it (they serve that many tasks)
+    sessions = str(max(8192, 2 * max(levels)))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     model_port, env_port = free_port(), free_port()
     procs = [start([__file__, "--serve", str(model_port), str(env_port)], stderr=None)]
     env_url = f"http://127.0.0.1:{env_port}"
@@ -217,24 +281,41 @@ def main() -> None:
         env_port = free_port()
         env_url = f"http://127.0.0.1:{env_port}"
         procs.append(start(["-m", "cli.main", "serve", "bench.bench_collector:LightEnv", "--port", str(env_port),
-                            "--max-sessions", "8192"], stderr=None))
+                            "--max-sessions", sessions, "--max-sessions-per-client", sessions,
+                            "--max-sessions-per-address", sessions], stderr=None))
     model_url = f"http://127.0.0.1:{model_port}"
     try:
         wait_ready(model_url + "/v1/models")
         wait_ready(env_url + "/healthz")
         print(f"machine: {os.cpu_count()} cores; {TURNS} turns/episode; env: "
               f"{'env service (create_app, uvicorn)' if args.env_service else 'light aiohttp env'}; store: SQLite (WAL)")
-        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"load average before: {os.getloadavg()[0]:.1f}; open-file limit {fds}"
+              + (f"; env service --max-sessions{{,-per-client,-per-address}} {sessions}" if args.env_service else ""))
         print(f"{'in flight':>9} {'episodes':>8} {'turns':>7} {'wall s':>7} {'turns/s':>8} {'collector ms/turn':>17} "
-              f"{'servers ms/turn':>15} {'RSS MB':>7} {'bare req/s':>10} {'bare ms/req':>11}")
+              f"{'GC ms/turn':>10} {'servers ms/turn':>15} {'RSS MB':>7} {'bare req/s':>10} {'bare ms/req':>11}")
         servers = [psutil.Process(p.pid) for p in procs]
+        profiles: list[Path] = []
         with tempfile.TemporaryDirectory() as tmp:
             for c, n in zip(levels, counts):
-                row = uvloop.run(collect_once(env_url, model_url, c, n, str(Path(tmp) / f"bench-{c}.db"), servers))
+                run = collect_once(env_url, model_url, c, n, str(Path(tmp) / f"bench-{c}.db"), servers)
+                if args.profile:
+                    from bench.pyspy import recording
+
+                    profiles.append(args.profile / f"collector-{c}.txt")
+                    with recording(profiles[-1]):
+                        row = uvloop.run(run)
+                else:
+                    row = uvloop.run(run)
                 bare, bare_cpu = uvloop.run(bare_client(model_url, c, max(2000, 2 * c)))
                 print(f"{c:>9} {n:>8} {row['turns']:>7} {row['wall_s']:>7.2f} {row['turns_per_s']:>8.0f} "
-                      f"{row['cpu_ms_per_turn']:>17.3f} {row['server_ms_per_turn']:>15.3f} {row['rss_mb']:>7.0f} "
-                      f"{bare:>10.0f} {bare_cpu:>11.3f}", flush=True)
+                      f"{row['cpu_ms_per_turn']:>17.3f} {row['gc_ms_per_turn']:>10.3f} {row['server_ms_per_turn']:>15.3f} "
+                      f"{row['rss_mb']:>7.0f} {bare:>10.0f} {bare_cpu:>11.3f}", flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        if profiles:
+            from bench.pyspy import summary
+
+            for path in profiles:
+                print(summary(path))
     finally:
         stop(*procs)
 

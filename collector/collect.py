@@ -25,6 +25,8 @@ from collector.config import JobConfig, Policy, PromptFormat
 from collector.constrain import structured_outputs
 from collector.envlink import EnvLink, open_env_link
 from collector.episode import EpisodeContext, run_episode
+from collector.fdlimit import ensure_open_files, files_needed
+from collector.gcpolicy import run_gc
 from collector.model_client import ModelClient
 from collector.provenance import run_provenance
 from collector.stats import Stats
@@ -87,7 +89,13 @@ class Collector:
         return tasks
 
     async def run(self) -> RunSummary:
+        with run_gc():  # the whole run: opening a run of many episodes allocates as much as collecting
+            return await self._run()
+
+    async def _run(self) -> RunSummary:
         job = self.job
+        ensure_open_files(files_needed(job.model_concurrency or job.concurrency if job.policy is Policy.model else 0,
+                                       job.env_concurrency or job.concurrency))
         env = open_env_link(job.env, job.hub, concurrency=job.env_concurrency or job.concurrency, timeout=job.env_timeout)
         model: ModelClient | None = None
         store: AsyncStore | None = None
@@ -214,22 +222,42 @@ class Collector:
                     except Exception as err:  # a missed beat only shortens the lease; the next one may succeed
                         log.warning("lease heartbeat failed: %s", err)
 
+        # Each task reports its end to `settled` (O(1)); the loop below wakes on each report. (An
+        # `asyncio.wait` over every worker would re-register N callbacks at each wake-up: O(N) per
+        # worker that ends, quadratic at the end of a run with 10,000 workers.)
+        wake = asyncio.Event()
+        failed: list[BaseException] = []
+        running = [job.concurrency]
+
+        def settled(task: asyncio.Task[Any], *, is_worker: bool = False) -> None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failed.append(error)
+            if is_worker:
+                running[0] -= 1
+            wake.set()
+
+        def on_worker_done(task: asyncio.Task[Any]) -> None:
+            settled(task, is_worker=True)
+
         writer_task = asyncio.create_task(writer())
         hb_task = asyncio.create_task(heartbeat())
         claim_task = asyncio.create_task(claimer())
         workers = [asyncio.create_task(worker()) for _ in range(job.concurrency)]
         stop_task = asyncio.create_task(self._stop.wait())
+        for t in (writer_task, hb_task, claim_task, stop_task):
+            t.add_done_callback(settled)
+        for w in workers:
+            w.add_done_callback(on_worker_done)
         try:
-            pending: set[asyncio.Task[Any]] = set(workers) | {writer_task, hb_task, claim_task}
             while True:
-                done, _ = await asyncio.wait(pending | {stop_task}, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    if t is not stop_task and not t.cancelled() and t.exception() is not None:
-                        raise t.exception()  # type: ignore[misc]
-                pending -= done
-                if stop_task in done:
+                await wake.wait()
+                wake.clear()
+                if failed:
+                    raise failed[0]
+                if stop_task.done():
                     break
-                if not any(w in pending for w in workers) and claim_task.done():
+                if running[0] == 0 and claim_task.done():
                     break
         finally:
             claim_task.cancel()

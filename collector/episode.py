@@ -29,6 +29,7 @@ from collector.envlink import EnvLink
 from collector.model_client import (
     ChatResult,
     ContextExceeded,
+    Conversation,
     ModelClient,
     ModelError,
     ModelReplyError,
@@ -109,7 +110,7 @@ class Rollout:
         self.ctx = ctx
         self.sampling = sampling or ctx.job.sampling
         self.calls = 0
-        self.messages: list[dict[str, Any]] = []
+        self.messages = Conversation()
         self.records: list[TurnRecord] = []
         self.step = 0
         self.reward = 0.0

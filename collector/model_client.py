@@ -18,6 +18,10 @@ vLLM extras (`logprobs`, `return_token_ids`) are requested when enabled; in `aut
 a server that refuses them (400 naming them) is asked again without them, once, and
 never again. Each call reports its queue time (waiting for a free slot of this client)
 apart from its latency (request sent to answer read).
+
+A `Conversation` keeps each message's JSON from when it was added, so a request body is
+the new messages' encoding spliced with the old ones', not the whole conversation
+re-encoded at every turn (quadratic in the episode's length).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +83,50 @@ class ChatResult:
     seed: int | None = None
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Conversation(Sequence[dict[str, Any]]):
+    """The messages of one chat, append-only, each JSON-encoded once when added (a message must not be
+    changed after it is added: the request would send its old encoding)."""
+
+    __slots__ = ("_messages", "_encoded")
+
+    def __init__(self, messages: Sequence[dict[str, Any]] = ()) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._encoded: list[str] = []
+        for message in messages:
+            self.append(message)
+
+    def append(self, message: dict[str, Any]) -> None:
+        self._encoded.append(_dumps(message))
+        self._messages.append(message)
+
+    def json(self) -> str:
+        """The messages as a JSON array (what `json.dumps(list(self), separators=(",", ":"))` gives)."""
+        return "[" + ",".join(self._encoded) + "]"
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._messages[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._messages)
+
+
+def request_body(payload: dict[str, Any], messages: Sequence[dict[str, Any]] | None = None) -> bytes:
+    """`payload` as compact JSON with `"messages"` first when given: a `Conversation`'s cached encoding,
+    any other sequence encoded now (a `"messages"` of `payload` itself, from an extra body, wins)."""
+    rest = _dumps(payload)
+    if messages is None or "messages" in payload:
+        return rest.encode()
+    encoded = messages.json() if isinstance(messages, Conversation) else _dumps(list(messages))
+    return ('{"messages":' + encoded + ("," + rest[1:] if rest != "{}" else "}")).encode()
+
+
 def api_base(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/v1") else url + "/v1"
@@ -104,7 +153,7 @@ def _count(usage: dict[str, Any], key: str) -> int:
 def _int_list(value: Any, where: str) -> list[int] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+    if not isinstance(value, list) or not {int}.issuperset(map(type, value)):  # JSON ints are exactly int (no bools)
         raise _bad(where, value, "a list of integers")
     return list(value)
 
@@ -239,9 +288,10 @@ class ModelClient:
         return {k: v for k, v in entry.items() if isinstance(k, str) and _stable_card_key(k)
                 and isinstance(v, str | int | float | bool | type(None))}
 
-    async def _send(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
+    async def _send(self, method: str, path: str, payload: dict[str, Any] | None,
+                    messages: Sequence[dict[str, Any]] | None = None) -> Any:
         try:
-            data = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
+            data = request_body(payload, messages) if payload is not None else None
             async with self._http.request(method, self.base + path, data=data, headers=_JSON if data else None) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -263,9 +313,10 @@ class ModelClient:
             raise ContextExceeded(f"model server {status}: {message}")
         raise ModelRequestError(f"model server {status}: {message}")
 
-    def _payload(self, messages: list[dict[str, Any]], sampling: Sampling, tools: list[dict[str, Any]] | None,
-                 extras: bool, extra_body: dict[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": self.model_name, "messages": messages, **sampling.request_fields()}
+    def _payload(self, sampling: Sampling, tools: list[dict[str, Any]] | None, extras: bool,
+                 extra_body: dict[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
+        """The request body without its messages (`_send` puts them first)."""
+        payload: dict[str, Any] = {"model": self.model_name, **sampling.request_fields()}
         if seed is not None:
             payload["seed"] = seed
         if tools:
@@ -280,25 +331,26 @@ class ModelClient:
             payload.update(extra_body)
         return payload
 
-    async def chat(self, messages: list[dict[str, Any]], sampling: Sampling,
+    async def chat(self, messages: Sequence[dict[str, Any]], sampling: Sampling,
                    tools: list[dict[str, Any]] | None = None, extra_body: dict[str, Any] | None = None,
                    seed: int | None = None) -> ChatResult:
         """One chat completion, retried on infrastructure errors with exponential backoff. `seed` (default:
-        `sampling.seed`) is sent as the request's seed."""
+        `sampling.seed`) is sent as the request's seed. `messages`: a `Conversation` is sent from its
+        cached encoding."""
         attempt = 0
         queued = 0.0
         if seed is None:
             seed = sampling.seed
         while True:
             extras = self._extras_ok
-            payload = self._payload(messages, sampling, tools, extras, extra_body, seed)
+            payload = self._payload(sampling, tools, extras, extra_body, seed)
             waiting = time.perf_counter()
             try:
                 async with self._sem:
                     started = time.perf_counter()
                     queued += started - waiting
                     self.calls += 1
-                    body = await self._send("POST", "/chat/completions", payload)
+                    body = await self._send("POST", "/chat/completions", payload, messages)
                     latency = (time.perf_counter() - started) * 1000.0
                 result = parse_completion(body, latency)
                 result.queue_ms = queued * 1000.0

@@ -7,7 +7,10 @@ claimers skip each other's locked rows; on SQLite the statement runs inside
 `BEGIN IMMEDIATE`, which serialises writers. A claim carries a lease renewed by a
 heartbeat; claims whose lease ran out, or whose worker process on this host is
 dead, go back to the pending set. A finished episode is written with its turns in
-one transaction, and only if this worker still holds its claim.
+one transaction, and only if this worker still holds its claim. Turns are inserted through
+`RowInserter`: the INSERT compiled once, each row a tuple run through its columns' own
+bind processors, with none of SQLAlchemy's per-row parameter dictionaries (at 10,000
+episodes in flight those were a third of the commit's time).
 
 A run keeps its provenance (what its data depends on beyond the config: versions, the
 env's data digest, the model, prompts, tool schemas, sampling); joining a run with
@@ -16,15 +19,17 @@ env's data digest, the model, prompts, tool schemas, sampling); joining a run wi
 
 from __future__ import annotations
 
+import operator
 import os
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from store.connect import make_engine
@@ -36,6 +41,57 @@ _EPISODE_FIELDS = ("outcome", "attempt", "reward", "success", "progress", "turns
                    "model", "started_at", "finished_at", "duration_s", "model_time_s", "env_time_s", "error", "sampling")
 VOLATILE_PROVENANCE = frozenset({"command"})  # recorded, but may differ between the processes of one run
 _TURN_FIELDS = tuple(f.name for f in fields(TurnRecord))
+
+
+class RowInserter:
+    """A multi-row INSERT into `table` of `columns`, compiled once for `dialect`.
+
+    Rows are sequences of Python values in `columns` order; each value goes through its column's
+    bind processor (JSON encoding, booleans as SQLite integers, psycopg's JSON wrapper), so the rows
+    stored are exactly those `conn.execute(insert(table), [dict, ...])` stores, without building a
+    parameter dictionary per row and compiling its parameters again."""
+
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
+        self.columns = tuple(columns)
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(self.columns))
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        if self.positional:
+            order = list(compiled.positiontup or ())
+            if sorted(order) != sorted(self.columns):
+                raise ValueError(f"unexpected bind names {order} for {self.columns}")
+            self.order: list[int] | None = None if order == list(self.columns) else [self.columns.index(n) for n in order]
+        procs: list[tuple[int, Callable[[Any], Any], Any]] = []
+        for i, name in enumerate(self.columns):
+            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                procs.append((i, proc, proc(None)))
+        self.processors = procs
+
+    def params(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """The driver's parameters of `rows`: tuples in the statement's order, or dicts by name."""
+        out: list[Any] = []
+        procs, order, names = self.processors, self.order if self.positional else None, self.columns
+        for raw in rows:
+            row = list(raw)
+            for i, proc, null in procs:
+                value = row[i]
+                row[i] = null if value is None else proc(value)
+            if not self.positional:
+                out.append(dict(zip(names, row)))
+            elif order is None:
+                out.append(tuple(row))
+            else:
+                out.append(tuple(row[i] for i in order))
+        return out
+
+    def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+        params = self.params(rows)
+        if params:
+            conn.exec_driver_sql(self.sql, params)
+
+
+_turn_values = operator.attrgetter(*_TURN_FIELDS)
 
 
 class RunExists(Exception):
@@ -101,6 +157,7 @@ class Store:
         self.engine: Engine = make_engine(url)
         if migrate:
             upgrade(self.engine)
+        self._turn_insert = RowInserter(Turn.__table__, ("episode_id", "idx", *_TURN_FIELDS), self.engine.dialect)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -246,10 +303,8 @@ class Store:
             params = [{"eid": rec.episode_id, **{k: getattr(rec, k) for k in _EPISODE_FIELDS}} for rec in mine]
             conn.execute(update(Episode).where(Episode.id == bindparam("eid"))
                          .values(status="done", lease_until=None, **{k: bindparam(k) for k in _EPISODE_FIELDS}), params)
-            turn_rows = [{"episode_id": rec.episode_id, "idx": idx, **{f: getattr(t, f) for f in _TURN_FIELDS}}
-                         for rec in mine for idx, t in enumerate(rec.messages)]
-            if turn_rows:
-                conn.execute(insert(Turn), turn_rows)
+            self._turn_insert.execute(conn, ((rec.episode_id, idx, *_turn_values(t))
+                                             for rec in mine for idx, t in enumerate(rec.messages)))
         return [rec.episode_id for rec in mine]
 
     # ----- reads --------------------------------------------------------------------

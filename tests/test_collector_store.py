@@ -1,18 +1,20 @@
-"""Store tests: migrations match the models, claims never overlap, leases, lost claims, run identity."""
+"""Store tests: migrations match the models, claims never overlap, leases, lost claims, run identity, and the
+commit's compiled turn INSERT stores exactly what SQLAlchemy's typed insert stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import JSON, inspect, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from store import ConfigMismatch, EpisodeRecord, RunExists, Store, TurnRecord
-from store.models import Base, Episode
+from store.models import Base, Episode, Turn
 
 
 def _open(store: Store, name: str = "r", n_tasks: int = 5, samples: int = 2, resume: bool = False, h: str = "h1"):
@@ -101,3 +103,56 @@ def test_requeue_dead_local_worker_and_infra_errors(tmp_path: Path) -> None:
     assert by_id[c.id]["status"] == "pending" and by_id[c.id]["outcome"] is None and by_id[c.id]["attempt"] == 3
     assert store.heartbeat(run["id"], remote, 600) == 1
     assert store.release([b.id], remote) == 1
+
+
+def _varied_turns() -> list[TurnRecord]:
+    """Turns with every kind of column value: NULLs, JSON lists and objects (unicode, nesting), booleans, floats."""
+    return [
+        TurnRecord(step=0, role="system", content="Sÿstem ✓"),
+        TurnRecord(step=0, role="user", content="Go.", observation="obs", info={"k": [1, {"é": None}]}, env_ms=1.5),
+        TurnRecord(step=1, role="assistant", content=None, tool_calls=[{"id": "c1", "function": {"name": "f", "arguments": "{}"}}],
+                   prompt_tokens=60, completion_tokens=8, finish_reason="stop", token_ids=[1, 2, 3], prompt_token_ids=[],
+                   logprobs=[-0.5, -1e-9, 0.0], latency_ms=2.25, queue_ms=0.0, seed=2**31 - 1),
+        TurnRecord(step=1, role="tool", content="done", tool_call_id="c1", action='{"name":"f"}', observation="done",
+                   reward=1.0, done=True, info={}, progress=0.5, truncated=False, invalid_action=False, env_ms=0.25),
+        TurnRecord(step=1, role="user", content="Invalid action", invalid_action=True, done=False, reward=0.0),
+    ]
+
+
+def _raw_turns(store: Store, episode_id: int) -> list[tuple[object, ...]]:
+    """The stored rows as the driver returns them (no type processing; JSON as its stored text)."""
+    cols = [c.name for c in Turn.__table__.c if c.name not in ("id", "episode_id")]
+    json_cols = {c.name for c in Turn.__table__.c if isinstance(c.type, JSON)}
+    cast = "{}::text" if store.engine.dialect.name == "postgresql" else "{}"
+    select_list = ", ".join(cast.format(c) if c in json_cols else c for c in cols)
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(f"SELECT {select_list} FROM turns WHERE episode_id = {int(episode_id)} "
+                                                       "ORDER BY idx")]
+
+
+def _commit_stores_what_sqlalchemy_stores(store: Store) -> None:
+    run, _ = _open(store, n_tasks=2, samples=1)
+    fast, typed = store.claim(run["id"], "w", 2, 60.0)
+    turns = _varied_turns()
+    assert store.commit([EpisodeRecord(episode_id=fast.id, outcome="success", attempt=1, messages=turns)], "w") == [fast.id]
+    with store.engine.begin() as conn:  # the same turns through SQLAlchemy's own typed executemany
+        conn.execute(insert(Turn), [{"episode_id": typed.id, "idx": i, **asdict(t)} for i, t in enumerate(turns)])
+    stored = _raw_turns(store, fast.id)
+    assert len(stored) == len(turns) and stored == _raw_turns(store, typed.id)
+    assert [TurnRecord(**{k: v for k, v in r.items() if k in TurnRecord.__slots__}) for r in store.turns(fast.id)] == turns
+
+
+def test_commit_stores_exactly_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    _commit_stores_what_sqlalchemy_stores(Store(str(tmp_path / "s.db")))
+
+
+@pytest.mark.postgres
+def test_commit_stores_exactly_what_sqlalchemy_stores_postgres() -> None:
+    from tests.support.postgres import fresh_schema_url
+
+    with fresh_schema_url("tg_rows") as url:
+        store = Store(url)
+        try:
+            _commit_stores_what_sqlalchemy_stores(store)
+        finally:
+            store.close()

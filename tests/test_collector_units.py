@@ -52,6 +52,11 @@ def test_parse_completion_vllm_extras() -> None:
     assert r.token_ids is None and r.logprobs is None and r.tool_calls is None
     with pytest.raises(ModelReplyError):  # an unusable reply: the episode's policy error, not infrastructure
         parse_completion({"choices": []}, 1.0)
+    for ids in ([True, 2], [1.0], ["1"], [1, None], {"0": 1}):  # token ids are JSON integers, nothing else
+        with pytest.raises(ModelReplyError, match="token_ids"):
+            parse_completion({"choices": [{"message": {"content": "x"}, "token_ids": ids}]}, 1.0)
+        with pytest.raises(ModelReplyError, match="prompt_token_ids"):
+            parse_completion({"choices": [{"message": {"content": "x"}}], "prompt_token_ids": ids}, 1.0)
 
 
 def test_api_base() -> None:
@@ -91,3 +96,86 @@ def test_resolve_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRAJGYM_ENV_URL_SQL", raising=False)
     with pytest.raises(EnvNotResolved, match="TRAJGYM_ENV_URL_SQL"):
         resolve_env_url("sql")
+
+
+def test_conversation_body_is_the_whole_payload_encoded_at_once() -> None:
+    """A request body spliced from a `Conversation`'s cached message encodings is byte for byte the compact JSON
+    of the messages (unicode escaped, nested tool calls) and decodes to the payload with them; an extra body's
+    own `messages` still wins, as it did when the payload was one dict."""
+    import json
+
+    from collector.model_client import Conversation, request_body
+
+    messages = [{"role": "system", "content": "Sÿstem \"quoted\" ✓"}, {"role": "user", "content": "Go.\n"},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]}]
+    conv = Conversation(messages[:1])
+    for m in messages[1:]:
+        conv.append(m)
+    assert list(conv) == messages and len(conv) == 3 and conv[-1] is messages[-1]
+    assert conv.json() == json.dumps(messages, separators=(",", ":"))
+    payload = {"model": "m", "temperature": 0.7, "seed": 5, "logprobs": True}
+    assert json.loads(request_body(payload, conv)) == {**payload, "messages": messages}
+    assert request_body(payload, conv) == request_body(payload, messages)
+    assert json.loads(request_body({}, conv)) == {"messages": messages}
+    assert json.loads(request_body({**payload, "messages": []}, conv))["messages"] == []
+    assert request_body(payload) == json.dumps(payload, separators=(",", ":")).encode()
+
+
+def test_run_gc_settings_last_for_the_overlapping_runs_and_are_restored() -> None:
+    import gc
+
+    from collector.gcpolicy import YOUNG_THRESHOLD, run_gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with run_gc():
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10) and gc.get_freeze_count() > 0
+            with run_gc():  # a second run in the same process
+                pass
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)  # the first is still running
+            cycle: list[object] = []
+            cycle.append(cycle)
+            del cycle
+            assert gc.collect() >= 1  # cyclic garbage is still collected
+        assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0
+        gc.set_threshold(0)  # automatic collection off: left off
+        with run_gc():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_run_gc_leaves_a_process_s_own_freezing_alone() -> None:
+    import gc
+
+    from collector.gcpolicy import run_gc
+
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with run_gc():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_ensure_open_files_raises_the_soft_limit_within_the_hard_one() -> None:
+    import resource
+
+    from collector.fdlimit import ensure_open_files, files_needed
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"hard open-file limit {hard} is too low to test with")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+        assert ensure_open_files(files_needed(800, 800)) == 1856 == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert ensure_open_files(100) == 1856  # never lowered
+        if hard != resource.RLIM_INFINITY:  # past the hard limit: as far as it goes
+            assert ensure_open_files(hard + 1000) == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
