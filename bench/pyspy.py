@@ -34,9 +34,9 @@ def _py_spy() -> str:
 
 
 @contextlib.contextmanager
-def recording(path: Path, rate: int = 200) -> Iterator[None]:
-    """Sample this process into `path` (py-spy raw format) while the block runs."""
-    proc = subprocess.Popen([_py_spy(), "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", str(rate),
+def recording(path: Path, rate: int = 200, pid: int | None = None) -> Iterator[None]:
+    """Sample this process (or process `pid`) into `path` (py-spy raw format) while the block runs."""
+    proc = subprocess.Popen([_py_spy(), "record", "--pid", str(pid or os.getpid()), "--format", "raw", "--rate", str(rate),
                              "--nonblocking", "--output", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # py-spy attaches
     if proc.poll() is not None:
