@@ -17,10 +17,14 @@ largest row (every session of the bench comes from one client id on one address)
 `--profile DIR` records each row's collection with py-spy (the `bench` extra) into
 DIR/collector-N.txt (collapsed stacks) and prints the top functions; py-spy charges the cyclic
 GC's time to whatever line allocated when it ran, hence the separate GC column.
+`--model-faults SHARE` makes the instant model answer that share of requests with a 500 or a
+dropped connection (alternately; rows then print their outcome counts), and `--default-gc` runs
+the collector under CPython's GC defaults instead of `collector.gcpolicy`, for comparison.
 
     python bench/bench_collector.py                       # 1, 100, 1000, 10000 in flight
     python bench/bench_collector.py --concurrency 1,100 --env-service
     python bench/bench_collector.py --concurrency 10000 --profile /tmp/prof
+    python bench/bench_collector.py --concurrency 10000 --episodes 10000 --model-faults 0.5 --default-gc
 """
 
 from __future__ import annotations
