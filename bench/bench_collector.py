@@ -17,10 +17,14 @@ largest row (every session of the bench comes from one client id on one address)
 `--profile DIR` records each row's collection with py-spy (the `bench` extra) into
 DIR/collector-N.txt (collapsed stacks) and prints the top functions; py-spy charges the cyclic
 GC's time to whatever line allocated when it ran, hence the separate GC column.
+`--model-faults SHARE` makes the instant model answer that share of requests with a 500 or a
+dropped connection (alternately; rows then print their outcome counts), and `--default-gc` runs
+the collector under CPython's GC defaults instead of `collector.gcpolicy`, for comparison.
 
     python bench/bench_collector.py                       # 1, 100, 1000, 10000 in flight
     python bench/bench_collector.py --concurrency 1,100 --env-service
     python bench/bench_collector.py --concurrency 10000 --profile /tmp/prof
+    python bench/bench_collector.py --concurrency 10000 --episodes 10000 --model-faults 0.5 --default-gc
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from envs.base import Env, EnvData  # noqa: E402
 from envs.types import Action, Split, StepResult, TaskSpec, ToolParam, ToolSpec  # noqa: E402
 
 TURNS = int(os.environ.get("BENCH_TURNS", "10"))
+MODEL_FAULTS = float(os.environ.get("BENCH_MODEL_FAULTS", "0"))  # share of model requests answered 500 or dropped
 N_TASKS = int(os.environ.get("BENCH_TASKS", "4000"))
 
 
@@ -107,8 +112,17 @@ def serve(model_port: int, env_port: int) -> None:
                        "has_expert": False, "has_progress": False, "task_counts": {"train": 0, "dev": 0, "test": N_TASKS},
                        "system_prompt": ""}).encode()
 
+    served = [0]
+    faults = [0]
+
     async def chat(request: web.Request) -> web.Response:
         await request.read()
+        served[0] += 1
+        if int(served[0] * MODEL_FAULTS) != int((served[0] - 1) * MODEL_FAULTS):  # every 1/MODEL_FAULTS-th request
+            faults[0] += 1
+            if faults[0] % 2 == 0 and request.transport is not None:
+                request.transport.close()  # the connection dropped before the answer: a transport error
+            return web.Response(status=500, body=b'{"error": "injected fault"}', content_type="application/json")
         return web.Response(body=completion, content_type="application/json")
 
     async def models(_: web.Request) -> web.Response:
@@ -243,7 +257,10 @@ async def collect_once(env_url: str, model_url: str, concurrency: int, episodes:
         cpu = sum(proc.cpu_times()[:2]) - cpu0
         srv = sum(sum(p.cpu_times()[:2]) for p in servers) - srv0
     turns = summary.stats.turns
-    assert os.environ.get("BENCH_NO_CHECK") or summary.counts == {"success": episodes}, summary.counts
+    if MODEL_FAULTS:  # retried model calls; an episode whose calls kept failing is an infra error, nothing else
+        assert set(summary.counts) <= {"success", "infra_error"} and sum(summary.counts.values()) == episodes, summary.counts
+    else:
+        assert os.environ.get("BENCH_NO_CHECK") or summary.counts == {"success": episodes}, summary.counts
     return {"concurrency": concurrency, "episodes": episodes, "counts": summary.counts, "turns": turns, "wall_s": wall, "turns_per_s": turns / wall,
             "cpu_ms_per_turn": cpu * 1000 / turns, "gc_ms_per_turn": gct.seconds * 1000 / turns,
             "gc_collections": gct.collections, "server_ms_per_turn": srv * 1000 / turns, "rss_mb": proc.memory_info().rss / 2**20}
@@ -256,6 +273,10 @@ def main() -> None:
     ap.add_argument("--episodes", default="", help="episodes per row, comma-separated (default: 300 at 1 in flight, "
                                                    "3 × in flight up to 1,000, 2 × in flight above)")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="record each row with py-spy into DIR/collector-N.txt")
+    ap.add_argument("--model-faults", type=float, default=0.0, metavar="SHARE",
+                    help="share of model requests answered 500 or dropped (alternately); rows then report outcome counts")
+    ap.add_argument("--default-gc", action="store_true",
+                    help="run the collector under CPython's GC defaults (without collector.gcpolicy), for comparison")
     ap.add_argument("--env-service", action="store_true", help="use the real env service (create_app/uvicorn) for the env")
     ap.add_argument("--serve", nargs=2, type=int, metavar=("MODEL_PORT", "ENV_PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -269,6 +290,17 @@ def main() -> None:
               else [300 if c == 1 else 3 * c if c <= 1000 else 2 * c for c in levels])
     if len(counts) != len(levels):
         ap.error("--episodes needs one count per --concurrency level")
+    if not 0.0 <= args.model_faults < 1.0:
+        ap.error("--model-faults is a share in [0, 1)")
+    os.environ["BENCH_MODEL_FAULTS"] = str(args.model_faults)  # the server subprocess reads it
+    global MODEL_FAULTS
+    MODEL_FAULTS = args.model_faults
+    if args.default_gc:
+        import contextlib
+
+        import collector.collect
+
+        collector.collect.run_gc = contextlib.nullcontext  # type: ignore[assignment]
     fds = raise_fd_limit(4 * max(levels) + 1024)  # collector: 2 sockets per episode at most, servers the same
     os.environ["BENCH_TASKS"] = str(max(N_TASKS, *counts))  # the servers inherit it (they serve that many tasks)
     sessions = str(max(8192, 2 * max(levels)))
@@ -288,7 +320,9 @@ def main() -> None:
         wait_ready(model_url + "/v1/models")
         wait_ready(env_url + "/healthz")
         print(f"machine: {os.cpu_count()} cores; {TURNS} turns/episode; env: "
-              f"{'env service (create_app, uvicorn)' if args.env_service else 'light aiohttp env'}; store: SQLite (WAL)")
+              f"{'env service (create_app, uvicorn)' if args.env_service else 'light aiohttp env'}; store: SQLite (WAL)"
+              + (f"; model faults {args.model_faults:.0%}" if args.model_faults else "")
+              + ("; GC: CPython defaults" if args.default_gc else "; GC: collector.gcpolicy"))
         print(f"load average before: {os.getloadavg()[0]:.1f}; open-file limit {fds}"
               + (f"; env service --max-sessions{{,-per-client,-per-address}} {sessions}" if args.env_service else ""))
         print(f"{'in flight':>9} {'episodes':>8} {'turns':>7} {'wall s':>7} {'turns/s':>8} {'collector ms/turn':>17} "
@@ -306,11 +340,14 @@ def main() -> None:
                         row = uvloop.run(run)
                 else:
                     row = uvloop.run(run)
-                bare, bare_cpu = uvloop.run(bare_client(model_url, c, max(2000, 2 * c)))
+                bare, bare_cpu = (float("nan"), float("nan")) if args.model_faults else (  # a faulty endpoint: no floor
+                    uvloop.run(bare_client(model_url, c, max(2000, 2 * c))))
                 print(f"{c:>9} {n:>8} {row['turns']:>7} {row['wall_s']:>7.2f} {row['turns_per_s']:>8.0f} "
                       f"{row['cpu_ms_per_turn']:>17.3f} {row['gc_ms_per_turn']:>10.3f} {row['server_ms_per_turn']:>15.3f} "
-                      f"{row['rss_mb']:>7.0f} {bare:>10.0f} {bare_cpu:>11.3f}", flush=True)
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
+                      f"{row['rss_mb']:>7.0f} {bare:>10.0f} {bare_cpu:>11.3f}"
+                      + (f"  {row['counts']}" if args.model_faults else ""), flush=True)
+        print(f"load average after: {os.getloadavg()[0]:.1f}; this process's peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         if profiles:
             from bench.pyspy import summary
 
