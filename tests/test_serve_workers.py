@@ -217,6 +217,9 @@ def test_a_killed_worker_is_restarted_on_its_port(spawn: Callable[..., Proc]) ->
     port = free_port_range(2)
     proc = spawn("serve", COUNTER, "--workers", "2", "--port", str(port))
     wait_until(lambda: ready(port) and ready(port + 1), what="both workers")
+    # the supervisor, too, must have seen both ready (it announces them): killed before that, a worker
+    # failed the start (exit 2), which is another test's case
+    wait_until(lambda: f"worker 1: http://127.0.0.1:{port + 1}" in proc.output(), what="the supervisor's announcement")
     [victim] = proc.worker_pids(port + 1)
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: proc.worker_pids(port + 1) not in ([], [victim]), what="worker 1 to be started again")
