@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.report import FileResult
+from conformance.sql_cases import Prepared, check_sql
 from envs.sql.env import SqlEnv
 from envs.types import StepResult, ToolCall
 
@@ -33,33 +34,18 @@ def _play(env: SqlEnv, task_id: str, line: dict[str, Any]) -> StepResult:
     return env.step(ToolCall(name="submit_answer", arguments={"answer": line["answer"]}))
 
 
+def _prepare(line: dict[str, Any], data: Any) -> Prepared:
+    task_id = _task_id(line)
+    case: dict[str, Any] = {"case": task_id, "kind": f"{'modification' if 'statements' in line else 'question'}/"
+                            f"{line.get('kind')}"}
+    case.update({"statements": line["statements"]} if "statements" in line else {"answer": line.get("answer")})
+    gold = data.gold.get(task_id)
+    if gold is None:
+        return task_id, case, "no such task"
+    if "statements" not in line and gold.label != line.get("label", gold.label):
+        return task_id, case, "the line's label is not this task's label"
+    return task_id, case, None
+
+
 def check(lines: Iterable[dict[str, Any]], data_root: Path) -> FileResult:
-    data = SqlEnv.load_data(Path(data_root) / "sql" / "dbbench", {"tasks": "all"})
-    env = SqlEnv(data)
-    result = FileResult()
-    try:
-        for line in lines:
-            task_id = _task_id(line)
-            expected = bool(line["expected"]["match"])
-            gold = data.gold.get(task_id)
-            case: dict[str, Any] = {"case": task_id, "kind": f"{'modification' if 'statements' in line else 'question'}/"
-                                    f"{line.get('kind')}", "expected": expected}
-            if gold is None:
-                result.add(False, {**case, "ours": None, "note": "no such task"})
-                continue
-            if "statements" not in line and gold.label != line.get("label", gold.label):
-                result.add(False, {**case, "answer": line.get("answer"), "ours": None,
-                                   "note": "the line's label is not this task's label"})
-                continue
-            try:
-                step = _play(env, task_id, line)
-            except Exception as err:  # e.g. the gold fails here: a disagreement, not a crash of the run
-                env.close()
-                result.add(False, {**case, "ours": None, "error": f"{type(err).__name__}: {err}"[:300]})
-                continue
-            case.update({"statements": line["statements"]} if "statements" in line else {"answer": line["answer"]})
-            ours = bool(step.info.get("success"))
-            result.add(ours == expected, {**case, "ours": ours, "observation": step.observation[:300]})
-    finally:
-        env.close()
-    return result
+    return check_sql(lines, Path(data_root) / "sql" / "dbbench", _prepare, _play)

@@ -14,37 +14,29 @@ from pathlib import Path
 from typing import Any
 
 from conformance.report import FileResult
+from conformance.sql_cases import Prepared, check_sql
 from envs.sql.env import SqlEnv
-from envs.types import ToolCall
+from envs.types import StepResult, ToolCall
 
 
 def _task_id(line: dict[str, Any]) -> str:
     return f"spider-{line['db_id']}-{int(line['question_index']):04d}"
 
 
+def _prepare(line: dict[str, Any], data: Any) -> Prepared:
+    task_id = _task_id(line)
+    case = {"case": task_id, "kind": line.get("kind"), "pred": line["pred"]}
+    gold = data.gold.get(task_id)
+    if gold is None or (gold.sql or "").strip().rstrip(";").strip() != str(line["gold"]).strip():
+        return task_id, case, "the line's gold is not this task's gold"
+    return task_id, case, None
+
+
+def _play(env: SqlEnv, task_id: str, line: dict[str, Any]) -> StepResult:
+    env.reset(task_id=task_id)
+    env.step(ToolCall(name="execute_sql", arguments={"sql": line["pred"]}))
+    return env.step(ToolCall(name="commit", arguments={}))
+
+
 def check(lines: Iterable[dict[str, Any]], data_root: Path) -> FileResult:
-    data = SqlEnv.load_data(Path(data_root) / "sql" / "spider", {"tasks": "all"})
-    env = SqlEnv(data)
-    result = FileResult()
-    try:
-        for line in lines:
-            task_id = _task_id(line)
-            expected = bool(line["expected"]["match"])
-            case = {"case": task_id, "kind": line.get("kind"), "pred": line["pred"], "expected": expected}
-            gold = data.gold.get(task_id)
-            if gold is None or (gold.sql or "").strip().rstrip(";").strip() != str(line["gold"]).strip():
-                result.add(False, {**case, "ours": None, "note": "the line's gold is not this task's gold"})
-                continue
-            try:
-                env.reset(task_id=task_id)
-                env.step(ToolCall(name="execute_sql", arguments={"sql": line["pred"]}))
-                step = env.step(ToolCall(name="commit", arguments={}))
-            except Exception as err:  # e.g. the gold fails here: a disagreement, not a crash of the run
-                env.close()
-                result.add(False, {**case, "ours": None, "error": f"{type(err).__name__}: {err}"[:300]})
-                continue
-            ours = bool(step.info.get("success"))
-            result.add(ours == expected, {**case, "ours": ours, "observation": step.observation[:300]})
-    finally:
-        env.close()
-    return result
+    return check_sql(lines, Path(data_root) / "sql" / "spider", _prepare, _play)
