@@ -42,6 +42,7 @@ from wire.agentgym_api import (
     AlfWorldStepResult,
 )
 from wire.env_api import Closed
+from services.agentgym.router import greeting_routes
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -94,9 +95,7 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         session = pool.get(index)
         return session, _instance(session)
 
-    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
-    async def hello() -> str:
-        return "This is environment AlfWorld."
+    greeting_routes(router, "This is environment AlfWorld.")
 
     @router.post("/create", response_model=AlfWorldCreated, summary="AgentGym: create an instance → {id}")
     async def create(client: ClientKey = Depends(client_key)) -> AlfWorldCreated:

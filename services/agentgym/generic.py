@@ -27,6 +27,7 @@ from wire.agentgym_api import (
 from services.client_key import client_key
 from services.sessions import ClientKey
 from wire.env_api import Closed
+from services.agentgym.router import greeting_routes
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -50,9 +51,7 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
             raise UnknownTask(f"data index {index} is out of range: this service serves {own.describe()}")
         return task_id
 
-    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
-    async def hello() -> str:
-        return "ok"
+    greeting_routes(router)
 
     @router.post("/create", summary="AgentGym: create an env instance → its integer index")
     async def create(body: AgentGymCreate | None = None, client: ClientKey = Depends(client_key)) -> Any:

@@ -16,6 +16,20 @@ if TYPE_CHECKING:
 Routes = Callable[[APIRouter, "EnvService", InstancePool], None]
 
 
+def greeting_routes(router: APIRouter, greeting: str = "ok", list_envs: bool = False) -> None:
+    """The connectivity check every AgentGym server answers (`GET /`), and, for the originals that have
+    it, `GET /list_envs` (empty here: instance ids are private)."""
+
+    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
+    async def hello() -> str:
+        return greeting
+
+    if list_envs:
+        @router.get("/list_envs", response_model=list[int], summary="AgentGym: instance ids (none listed: they are private)")
+        async def list_envs_route() -> list[int]:
+            return []
+
+
 def routes_for(env_cls: type) -> Routes:
     """The AgentGym server an env class stands in for (subclasses included); generic otherwise."""
     from envs.household.env import HouseholdEnv

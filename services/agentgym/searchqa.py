@@ -34,6 +34,7 @@ from services.agentgym.instances import InstancePool
 from services.sessions import Session
 from wire.agentgym_api import EnvIdx, SearchQACreate, SearchQAReset, SearchQAStep, SearchQAStepResult
 from wire.errors import SessionNotFound
+from services.agentgym.router import greeting_routes
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -104,9 +105,7 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         assert isinstance(service.data, QaData)
         return service.data
 
-    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
-    async def hello() -> str:
-        return "ok"
+    greeting_routes(router)
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
     async def create(body: SearchQACreate | None = None, client: ClientKey = Depends(client_key)) -> int:

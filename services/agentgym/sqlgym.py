@@ -37,6 +37,7 @@ from services.agentgym.sqlgym_schema import describe_sqlite
 from services.sessions import Session
 from wire.agentgym_api import EnvIdx, SqlGymReset, SqlGymStep, SqlGymStepResult
 from wire.env_api import Closed
+from services.agentgym.router import greeting_routes
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -129,13 +130,7 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
         assert env.task is not None
         return f"{descriptions.of(env)}\n\n{env.task.instruction}"
 
-    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
-    async def hello() -> str:
-        return "ok"
-
-    @router.get("/list_envs", response_model=list[int], summary="AgentGym: instance ids (none listed: they are private)")
-    async def list_envs() -> list[int]:
-        return []
+    greeting_routes(router, list_envs=True)
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
     async def create(client: ClientKey = Depends(client_key)) -> int:

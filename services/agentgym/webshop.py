@@ -39,6 +39,7 @@ from wire.agentgym_api import (
     WebShopStepResult,
 )
 from wire.env_api import Closed
+from services.agentgym.router import greeting_routes
 
 if TYPE_CHECKING:
     from services.app import EnvService
@@ -75,13 +76,7 @@ def routes(router: APIRouter, service: EnvService, pool: InstancePool) -> None:
                               f"({len(goals)} goals, WebShop's shuffled goal order)")
         return task_id
 
-    @router.get("/", response_model=str, summary="AgentGym: connectivity check")
-    async def hello() -> str:
-        return "ok"
-
-    @router.get("/list_envs", response_model=list[int], summary="AgentGym: instance ids (none listed: they are private)")
-    async def list_envs() -> list[int]:
-        return []
+    greeting_routes(router, list_envs=True)
 
     @router.post("/create", response_model=int, summary="AgentGym: create an instance → its integer id")
     async def create(client: ClientKey = Depends(client_key)) -> int:
