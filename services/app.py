@@ -166,6 +166,14 @@ class EnvService:
         place.measured(wall, cpu, False)
         return result
 
+    @contextlib.asynccontextmanager
+    async def holding(self, session: Session) -> AsyncIterator[Session]:
+        """Hold `session`'s lock (its operations run one at a time); `SessionNotFound` if the session was
+        closed while this waited for the lock (a step on a closed env would act on freed resources)."""
+        async with session.lock:
+            self.sessions.check_open(session)
+            yield session
+
     def inline_step_ready(self, session: Session) -> bool:
         """Whether a step of `session` may run right now, synchronously, on the loop: the policy places
         steps inline and no other step of the session is running (per-session serialisation)."""
@@ -208,8 +216,7 @@ class EnvService:
     async def step(self, session: Session, action: Any) -> StepResult:
         if self.inline_step_ready(session):
             return self.step_inline(session, action)
-        async with session.lock:
-            self.sessions.check_open(session)  # closed while this step waited for the lock
+        async with self.holding(session):
             started = time.perf_counter()
             result = await self.call(session.env.step, action)
             self.record_step(session, time.perf_counter() - started)
@@ -242,8 +249,7 @@ class EnvService:
         s = self.sessions.get(session_id)
         if s.env.done:
             raise EpisodeFinished("the episode is finished")
-        async with s.lock:
-            self.sessions.check_open(s)
+        async with self.holding(s):
             return ExpertAction(action=await self.call(s.env.expert_action))
 
     async def reaper(self) -> None:

@@ -207,8 +207,7 @@ class ChannelConnection:
                 return
             elif request.op in ("state", "actions"):
                 session = service.sessions.get(request.session_id)  # type: ignore[arg-type]
-                async with session.lock:  # after this channel's earlier operations on the session
-                    service.sessions.check_open(session)
+                async with service.holding(session):  # after this channel's earlier operations on the session
                     self._reply(_ok(request.id, self._read(request, session)))
                 return
             elif request.op == "expert":

@@ -86,8 +86,7 @@ class InstancePool:
 
     async def run(self, session: Session, fn: Callable[..., T], *args: Any) -> T:
         """Run one env step of the session (its lock held, where the step policy places it, counted in /metrics)."""
-        async with session.lock:
-            self.service.sessions.check_open(session)
+        async with self.service.holding(session):
             started = time.perf_counter()
             result = await self.service.call(fn, *args)
             self.service.record_step(session, time.perf_counter() - started)
